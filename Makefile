@@ -1,0 +1,130 @@
+# torii — build, run, test, benchmark.  `make help` lists the targets.
+
+SHELL := /bin/bash
+CC ?= cc
+BUILD := build
+
+# Debian packages the build and the tests need; installed when missing.
+DEPS := gcc make pkg-config libev-dev libhttp-parser-dev libyaml-dev libssl-dev \
+        libluajit2-5.1-dev luajit2 lua-cjson lua-busted lua-socket lua-check \
+        clang libclang-rt-14-dev clang-format
+BENCH_DEPS := nginx haproxy wrk
+
+CPPFLAGS := -Icore -D_GNU_SOURCE -MMD -MP
+CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror
+RELEASE_CFLAGS := $(CFLAGS_BASE) -O2 -g
+ASAN_CFLAGS := $(CFLAGS_BASE) -O1 -g -fno-omit-frame-pointer \
+               -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDLIBS := -lev -lhttp_parser -lyaml -lm
+
+SRC := $(shell find core -name '*.c' | sort)
+LIB_SRC := $(filter-out core/main.c,$(SRC))
+REL_OBJ := $(SRC:%.c=$(BUILD)/release/%.o)
+ASAN_OBJ := $(SRC:%.c=$(BUILD)/asan/%.o)
+ASAN_LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
+UNIT_SRC := $(wildcard t/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:t/unit/%.c=$(BUILD)/unit/%)
+FUZZ_SRC := $(wildcard t/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:t/fuzz/%.c=$(BUILD)/fuzz/%)
+
+.PHONY: all deps bench-deps build asan run test unit fuzz fuzz-smoke spec lint format bench clean help
+
+all: build
+
+help:
+	@echo "make run        install missing packages, build, start the demo (torii on :8080, echo upstream on :9080)"
+	@echo "make test       install missing packages, build, run every test (unit, fuzz smoke, lint, specs)"
+	@echo "make build      build build/torii and build/mock-upstream"
+	@echo "make asan       build the ASan/UBSan binary the tests use (build/asan/torii)"
+	@echo "make unit       C unit tests only"
+	@echo "make spec       busted specs only (SPEC=t/integration/foo_spec.lua for one file)"
+	@echo "make fuzz       build the fuzz targets (clang, libFuzzer)"
+	@echo "make fuzz-smoke run each fuzz target briefly"
+	@echo "make lint       clang-format check and luacheck"
+	@echo "make format     reformat the C sources"
+	@echo "make bench      benchmarks against nginx and HAProxy (installs them if missing)"
+	@echo "make clean      remove build/"
+
+# Install what is missing, only that (Debian 12).
+define install_missing
+	@missing=""; for p in $(1); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+	  $$sudo apt-get install -y -q $$missing >/dev/null 2>&1 || \
+	  { $$sudo apt-get update -q >/dev/null && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; }; \
+	fi
+endef
+
+deps:
+	$(call install_missing,$(DEPS))
+
+bench-deps:
+	$(call install_missing,$(BENCH_DEPS))
+
+build: $(BUILD)/torii $(BUILD)/mock-upstream
+
+asan: $(BUILD)/asan/torii
+
+$(BUILD)/torii: $(REL_OBJ)
+	$(CC) $(RELEASE_CFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
+
+$(BUILD)/asan/torii: $(ASAN_OBJ)
+	$(CC) $(ASAN_CFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
+
+$(BUILD)/release/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(RELEASE_CFLAGS) -c $< -o $@
+
+$(BUILD)/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ASAN_CFLAGS) -c $< -o $@
+
+$(BUILD)/mock-upstream: t/support/mock_upstream.c
+	@mkdir -p $(BUILD)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror $< -lev -lhttp_parser -o $@
+
+# C unit tests run against the sanitizer build of the core.
+$(BUILD)/unit/%: t/unit/%.c t/unit/unit.h $(ASAN_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -It $(ASAN_CFLAGS) -o $@ $< $(ASAN_LIB_OBJ) $(LDLIBS)
+
+unit: deps $(UNIT_BIN)
+	@bash t/run-unit.sh $(UNIT_BIN)
+
+# Fuzz targets: libFuzzer with ASan/UBSan, built with clang.
+FUZZ_CORE := core/http/head.c core/http/framing.c core/http/chunked.c core/base/str.c
+$(BUILD)/fuzz/%: t/fuzz/%.c $(FUZZ_CORE)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -Icore -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined -o $@ $< $(FUZZ_CORE) -lhttp_parser
+
+fuzz: deps $(FUZZ_BIN)
+
+fuzz-smoke: fuzz
+	@bash t/run-fuzz.sh $(FUZZ_BIN)
+
+lint: deps
+	@bash t/run-lint.sh
+
+format:
+	clang-format -i $$(find core t/unit t/fuzz t/support -name '*.[ch]')
+
+spec: deps build asan
+	@bash t/run-specs.sh $(SPEC)
+
+test: deps build asan $(UNIT_BIN) $(FUZZ_BIN)
+	@bash t/run-all.sh
+
+run: deps build
+	@bash t/support/demo.sh
+
+bench: deps build bench-deps
+	@bash bench/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(REL_OBJ:.o=.d) $(ASAN_OBJ:.o=.d)

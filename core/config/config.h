@@ -1,0 +1,107 @@
+/*
+ * config.h — the checked, typed configuration: process settings and the
+ * routes, loaded from conf/torii.yaml (YAML or JSON) and the files it
+ * includes. Every key is checked; the first problem is reported as
+ * `file:line: path.to.key: reason` and nothing is applied.
+ *
+ * A configuration lives in one arena (`pool`) and is freed as a unit.
+ */
+#ifndef TORII_CONFIG_H
+#define TORII_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/addr.h"
+#include "base/cidr.h"
+#include "base/pool.h"
+
+typedef struct {
+    uint32_t connect_ms;
+    uint32_t send_ms;
+    uint32_t read_ms;
+} torii_timeouts_t;
+
+typedef struct {
+    char *text; /* "host:port" as written */
+    char *host;
+    uint16_t port;
+    torii_addr_t addr; /* resolved at load */
+} torii_node_conf_t;
+
+typedef struct {
+    char *id;
+    char *name;
+    char **uris;
+    uint32_t nuris;
+    torii_node_conf_t *nodes;
+    uint32_t nnodes;
+    torii_timeouts_t timeout; /* defaults filled in from proxy.timeout */
+    uint64_t max_body_size;   /* default: client.max_body_size */
+    const char *file;
+    int line;
+} torii_route_conf_t;
+
+typedef struct {
+    char *text;
+    torii_addr_t addr;
+} torii_listen_conf_t;
+
+typedef struct {
+    uint32_t header_timeout_ms;
+    uint32_t body_timeout_ms;
+    uint32_t send_timeout_ms;
+    uint32_t keepalive_timeout_ms;
+    uint32_t keepalive_requests;
+    uint32_t max_header_size;
+    uint32_t max_headers;
+    uint64_t max_body_size;
+    uint32_t max_connections; /* per worker */
+} torii_client_conf_t;
+
+typedef struct {
+    torii_timeouts_t timeout;
+    uint32_t pool_size; /* idle keep-alive connections kept per node */
+    uint32_t pool_idle_timeout_ms;
+    uint32_t pool_requests; /* requests per upstream connection */
+    uint32_t buffer_size;   /* bytes in flight per direction before pausing */
+} torii_proxy_conf_t;
+
+typedef struct {
+    torii_pool_t *pool;
+    char *path; /* the main file */
+    char *prefix;
+    torii_listen_conf_t *listen;
+    uint32_t nlisten;
+    uint32_t workers;
+    char *pid_file;
+    char *error_log;
+    int log_level;
+    char *access_log; /* "off" disables */
+    uint32_t shutdown_timeout_ms;
+    torii_cidr_t *trusted_proxies;
+    uint32_t ntrusted;
+    torii_client_conf_t client;
+    torii_proxy_conf_t proxy;
+    torii_route_conf_t *routes;
+    uint32_t nroutes;
+} torii_config_t;
+
+/*
+ * Load and check the configuration at `path`; relative paths inside it
+ * (logs, pid file) are taken from `prefix`, include patterns from the main
+ * file's directory. Returns NULL with the error in err.
+ */
+torii_config_t *torii_config_load(const char *path, const char *prefix, char *err, size_t errlen);
+
+/* Same, from a string (for tests); includes are resolved from `dir`. */
+torii_config_t *torii_config_load_string(const char *name, const char *text, const char *prefix, char *err,
+                                         size_t errlen);
+
+void torii_config_free(torii_config_t *conf);
+
+/* Format a duration for messages: "500ms", "3s", "2m". */
+void torii_format_duration(uint64_t ms, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * loader.h — state shared by the configuration loader's files (config.c
+ * for process settings and includes, routes.c for routes). Internal to
+ * core/config.
+ */
+#ifndef TORII_LOADER_H
+#define TORII_LOADER_H
+
+#include "config/config.h"
+#include "config/decode.h"
+
+typedef struct {
+    torii_config_t *conf;
+    char **includes;
+    uint32_t nincludes;
+    uint32_t routes_cap;
+} torii_loader_t;
+
+/* Schema of {connect, send, read} timeouts (config.c). */
+extern const torii_field_t torii_timeout_fields[];
+
+/* Decoder for a `routes:` list; appends to the configuration's routes. */
+bool torii_dec_routes(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f);
+
+/* After every file is read: fill route defaults, reject duplicate ids. */
+bool torii_routes_finish(torii_dctx_t *c, torii_config_t *conf);
+
+#endif

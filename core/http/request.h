@@ -1,0 +1,56 @@
+/*
+ * request.h — one request's state, from its head to its last response
+ * byte: what was asked, where it goes, how far the body and the response
+ * have got. Connections (core/proxy) own the sockets; this is the data
+ * the driver and, later, plugins work on.
+ */
+#ifndef TORII_REQUEST_H
+#define TORII_REQUEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "http/chunked.h"
+#include "http/head.h"
+#include "config/config.h"
+
+/* How a body is moving through torii, in one direction. */
+typedef struct {
+    torii_body_kind_t in;  /* framing as received */
+    uint64_t left;         /* TORII_BODY_LENGTH: bytes still to come */
+    uint64_t total;        /* decoded bytes seen */
+    torii_chunked_t chunk; /* TORII_BODY_CHUNKED: decoder state */
+    bool out_chunked;      /* re-framed as chunked when forwarded */
+    bool done;             /* last byte seen */
+} torii_body_t;
+
+typedef struct torii_request_s {
+    torii_http_head_t head; /* slices into the client's input buffer */
+    torii_str_t line; /* the request line as received (for the access log) */
+    const torii_route_conf_t *route;
+    const torii_node_conf_t *node;
+    torii_body_t body;      /* client -> upstream */
+    torii_http_head_t resp; /* upstream response head (slices valid while parsing) */
+    torii_body_t resp_body; /* upstream -> client */
+    int status;             /* sent to the client; 0 until the head goes out */
+    const char *error;      /* why torii answered itself, for the log */
+    uint64_t bytes_sent;    /* to the client, head included */
+    double t_start, t_upstream, t_upstream_done;
+    char upstream_addr[64];
+    char id[17]; /* request id: 16 hex digits */
+    uint8_t tries;
+    bool response_started;    /* head queued for the client: no error page any more */
+    bool response_done;       /* last response byte queued */
+    bool request_sent;        /* head and whole body written upstream */
+    bool close_after;         /* the client connection closes after this response */
+    torii_header_t storage[]; /* header slots: request then response */
+} torii_request_t;
+
+/* True for methods a retry may repeat (RFC 9110 9.2.2). */
+static inline bool torii_method_idempotent(torii_method_t m)
+{
+    return m == TORII_M_GET || m == TORII_M_HEAD || m == TORII_M_OPTIONS || m == TORII_M_TRACE || m == TORII_M_PUT ||
+           m == TORII_M_DELETE;
+}
+
+#endif

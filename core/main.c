@@ -1,0 +1,166 @@
+/*
+ * main.c — the command line:
+ *
+ *   torii [-c FILE] [-p PREFIX] [-t] [-s quit|stop|reload] [-v] [--help]
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/common.h"
+#include "base/log.h"
+#include "config/config.h"
+#include "process/master.h"
+#include "process/pidfile.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage: torii [-c FILE] [-p PREFIX] [-t] [-s SIGNAL] [-v]\n"
+                 "\n"
+                 "torii is an HTTP API gateway: a C core with Lua plugins.\n"
+                 "\n"
+                 "Options:\n"
+                 "  -c FILE      configuration file (default: PREFIX/conf/torii.yaml)\n"
+                 "  -p PREFIX    directory for relative paths: logs, pid file (default: current directory)\n"
+                 "  -t           check the configuration and exit\n"
+                 "  -s SIGNAL    send a signal to the running master: quit (graceful), stop (now), reload\n"
+                 "  -v           print the version and exit\n"
+                 "  -h, --help   print this help and exit\n");
+}
+
+typedef struct {
+    char prefix[PATH_MAX];
+    char conf[PATH_MAX + 32];
+    const char *signal;
+    bool test;
+} options_t;
+
+static int parse_args(int argc, char **argv, options_t *o)
+{
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'v'}, {NULL, 0, NULL, 0}};
+    const char *prefix = NULL, *conf = NULL;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:p:ts:vh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': conf = optarg; break;
+        case 'p': prefix = optarg; break;
+        case 't': o->test = true; break;
+        case 's': o->signal = optarg; break;
+        case 'v': printf("torii %s\n", TORII_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "torii: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (!realpath(prefix ? prefix : ".", o->prefix)) {
+        fprintf(stderr, "torii: prefix \"%s\": %s\n", prefix ? prefix : ".", strerror(errno));
+        return 1;
+    }
+    if (conf)
+        snprintf(o->conf, sizeof o->conf, "%s", conf);
+    else
+        snprintf(o->conf, sizeof o->conf, "%s/conf/torii.yaml", o->prefix);
+    return -1;
+}
+
+static int send_signal(const options_t *o)
+{
+    static const struct {
+        const char *name;
+        int sig;
+    } sigs[] = {{"quit", SIGQUIT}, {"stop", SIGTERM}, {"reload", SIGHUP}};
+    char err[TORII_ERRLEN], pidpath[PATH_MAX + 32];
+    torii_config_t *conf;
+    pid_t pid;
+    int sig = 0;
+    for (size_t i = 0; i < TORII_ARRAY_LEN(sigs); i++) {
+        if (strcmp(o->signal, sigs[i].name) == 0)
+            sig = sigs[i].sig;
+    }
+    if (!sig) {
+        fprintf(stderr, "torii: unknown signal \"%s\" (use quit, stop or reload)\n", o->signal);
+        return 2;
+    }
+    if (sig == SIGHUP) {
+        fprintf(stderr, "torii: reload is not supported yet; restart torii to apply configuration changes\n");
+        return 1;
+    }
+    /* The pid file's place comes from the configuration when it loads. */
+    conf = torii_config_load(o->conf, o->prefix, err, sizeof err);
+    if (conf)
+        snprintf(pidpath, sizeof pidpath, "%s", conf->pid_file);
+    else
+        snprintf(pidpath, sizeof pidpath, "%s/logs/torii.pid", o->prefix);
+    torii_config_free(conf);
+    pid = torii_pidfile_read(pidpath, err, sizeof err);
+    if (pid < 0) {
+        fprintf(stderr, "torii: %s\n", err);
+        return 1;
+    }
+    if (kill(pid, sig) != 0) {
+        fprintf(stderr, "torii: cannot signal pid %d: %s\n", (int)pid, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static void make_log_dir(const char *prefix)
+{
+    char dir[PATH_MAX + 8];
+    snprintf(dir, sizeof dir, "%s/logs", prefix);
+    mkdir(dir, 0755); /* the default home of logs and the pid file */
+}
+
+static int open_logs(const torii_config_t *conf)
+{
+    char err[TORII_ERRLEN];
+    if (torii_log_open(conf->error_log, conf->log_level, err, sizeof err) != TORII_OK ||
+        torii_access_log_open(conf->access_log, err, sizeof err) != TORII_OK) {
+        fprintf(stderr, "torii: %s\n", err);
+        return TORII_ERROR;
+    }
+    return TORII_OK;
+}
+
+int main(int argc, char **argv)
+{
+    options_t o = {0};
+    char err[1024];
+    torii_config_t *conf;
+    int rc = parse_args(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    if (o.signal)
+        return send_signal(&o);
+    conf = torii_config_load(o.conf, o.prefix, err, sizeof err);
+    if (!conf) {
+        fprintf(stderr, "torii: %s\n", err);
+        if (o.test)
+            fprintf(stderr, "torii: configuration file %s test failed\n", o.conf);
+        return 1;
+    }
+    if (o.test) {
+        printf("torii: configuration file %s test is successful\n", o.conf);
+        torii_config_free(conf);
+        return 0;
+    }
+    make_log_dir(o.prefix);
+    if (open_logs(conf) != TORII_OK) {
+        torii_config_free(conf);
+        return 1;
+    }
+    rc = torii_master_run(conf);
+    torii_log_close();
+    return rc;
+}

@@ -1,0 +1,641 @@
+/*
+ * driver.c — walks a request through its life: route, (plugin phases),
+ * upstream connection, request body out, response back, and the retry or
+ * error page when the upstream side fails.
+ *
+ * Bodies stream in both directions. Each direction copies into the other
+ * connection's output buffer and stops reading its source when that buffer
+ * holds proxy.buffer_size bytes; it resumes when the buffer drains. So a
+ * slow reader never makes torii hold more than about one buffer per
+ * direction, whatever the body size.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "base/log.h"
+#include "event/sock.h"
+#include "http/forward.h"
+#include "proxy/accesslog.h"
+#include "proxy/client.h"
+#include "proxy/driver.h"
+#include "proxy/upstream.h"
+#include "proxy/worker.h"
+
+static void pump_response(torii_client_t *c, torii_upstream_t *up);
+static void start_tunnel(torii_client_t *c, torii_upstream_t *up);
+static bool tunnel_finished(torii_client_t *c);
+
+static uint32_t high_water(const torii_worker_t *w)
+{
+    return w->conf->proxy.buffer_size;
+}
+
+const torii_timeouts_t *torii_driver_timeouts(const torii_upstream_t *up)
+{
+    if (up->client && up->client->req && up->client->req->route)
+        return &up->client->req->route->timeout;
+    return &up->w->conf->proxy.timeout;
+}
+
+static void detach_upstream(torii_client_t *c, bool reusable)
+{
+    torii_upstream_t *up = c->up;
+    if (!up)
+        return;
+    c->up = NULL;
+    if (reusable)
+        torii_upstream_release(up, true);
+    else
+        torii_upstream_close(up);
+}
+
+/* The request failed on torii's side of the exchange: an error page if
+ * nothing was sent yet, else the response is cut short with an RST. */
+static void fail_request(torii_client_t *c, int status, const char *why)
+{
+    torii_request_t *r = c->req;
+    detach_upstream(c, false);
+    if (!r->response_started) {
+        torii_client_error(c, status, why);
+        return;
+    }
+    r->error = why;
+    torii_client_close(c, true);
+}
+
+static void send_request_head(torii_client_t *c, torii_upstream_t *up)
+{
+    const torii_config_t *conf = c->w->conf;
+    torii_request_t *r = c->req;
+    torii_forward_ctx_t ctx = {
+        .client_ip = c->ip,
+        .client_ip16 = c->peer16,
+        .trusted = torii_cidr_list_match(conf->trusted_proxies, conf->ntrusted, c->peer16),
+        .trusted_list = conf->trusted_proxies,
+        .ntrusted = conf->ntrusted,
+        .scheme = "http",
+        .default_host = r->node->text,
+        .chunked = r->body.out_chunked,
+    };
+    torii_forward_request_head(&up->out, &r->head, &ctx);
+}
+
+static void connect_upstream(torii_client_t *c, bool fresh)
+{
+    torii_worker_t *w = c->w;
+    torii_request_t *r = c->req;
+    const torii_route_conf_t *route = r->route;
+    torii_upstream_t *up;
+    if (!fresh) /* interim balancing: round robin over the route's nodes */
+        r->node = &route->nodes[w->rr[route - w->conf->routes]++ % route->nnodes];
+    r->tries++;
+    r->t_upstream = torii_loop_now(w->loop);
+    torii_addr_format((const struct sockaddr *)&r->node->addr.sa, r->upstream_addr, sizeof r->upstream_addr);
+    up = fresh ? torii_upstream_connect(w, &r->node->addr) : torii_upstream_get(w, &r->node->addr);
+    if (!up) {
+        torii_log_error("connect() to upstream %s failed: %s, client: %s, route: %s, request_id: %s", r->upstream_addr,
+                        strerror(errno), c->ip, route->id, r->id);
+        torii_client_error(c, 502, "cannot connect to the upstream");
+        return;
+    }
+    up->client = c;
+    c->up = up;
+    send_request_head(c, up);
+    torii_upstream_update_timer(up);
+    torii_driver_body(c);
+}
+
+void torii_driver_begin(torii_client_t *c)
+{
+    torii_worker_t *w = c->w;
+    torii_request_t *r = c->req;
+    r->t_start = torii_loop_now(w->loop);
+    r->body.in = r->head.f.body;
+    r->body.left = r->head.f.content_length;
+    r->body.done = r->body.in == TORII_BODY_NONE;
+    r->body.out_chunked = r->body.in == TORII_BODY_CHUNKED;
+    r->route = torii_router_match(w->router, r->head.path);
+    if (!r->route) {
+        torii_client_error(c, 404, "no route matches the request");
+        return;
+    }
+    if (r->body.in == TORII_BODY_LENGTH && r->body.left > r->route->max_body_size) {
+        torii_client_error(c, 413, "request body too large");
+        return;
+    }
+    /* The plugin phases (rewrite, access) will run here, before any byte
+     * goes upstream; a plugin may answer the request itself. */
+    if (r->head.f.expect_continue && !r->body.done) {
+        /* torii reads the body itself, so it says "go on" itself. */
+        torii_buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        if (torii_client_flush(c) == TORII_ERROR)
+            return;
+    }
+    connect_upstream(c, false);
+}
+
+static bool request_sent(const torii_request_t *r, const torii_upstream_t *up)
+{
+    return r->body.done && up->state != TORII_UP_CONNECTING && torii_buf_len(&up->out) == 0;
+}
+
+/* One step of the request body: LENGTH bytes or one chunked slice.
+ * Returns false when the request failed (c may be gone). */
+static bool body_step(torii_client_t *c, torii_upstream_t *up)
+{
+    torii_request_t *r = c->req;
+    const char *p = c->in.data + c->body_pos;
+    size_t avail = c->in.end - c->body_pos;
+    if (r->body.in == TORII_BODY_LENGTH) {
+        size_t n = avail < r->body.left ? avail : (size_t)r->body.left;
+        torii_buf_append(&up->out, p, n);
+        r->body.left -= n;
+        r->body.total += n;
+        c->body_pos += (uint32_t)n;
+        r->body.done = r->body.left == 0;
+    } else {
+        size_t used;
+        torii_str_t data;
+        const char *why;
+        int rc = torii_chunked_decode(&r->body.chunk, p, avail, &used, &data, &why);
+        c->body_pos += (uint32_t)used;
+        if (rc == TORII_ERROR) {
+            torii_log_info("client %s: bad chunked body: %s, request_id: %s", c->ip, why, r->id);
+            fail_request(c, 400, why);
+            return false;
+        }
+        if (data.n > 0) {
+            torii_chunk_header(&up->out, data.n);
+            torii_buf_append(&up->out, data.p, data.n);
+            torii_buf_append(&up->out, "\r\n", 2);
+            r->body.total += data.n;
+        }
+        if (rc == TORII_DONE) {
+            torii_buf_append(&up->out, "0\r\n\r\n", 5);
+            r->body.done = true;
+        }
+    }
+    if (r->body.total > r->route->max_body_size) {
+        torii_log_info("client %s: request body over %llu bytes, request_id: %s", c->ip,
+                       (unsigned long long)r->route->max_body_size, r->id);
+        fail_request(c, 413, "request body too large");
+        return false;
+    }
+    return true;
+}
+
+void torii_driver_body(torii_client_t *c)
+{
+    torii_request_t *r = c->req;
+    torii_upstream_t *up = c->up;
+    uint32_t head_end;
+    if (!up)
+        return; /* answered already; leftover input is discarded at the end */
+    while (!r->body.done && c->body_pos < c->in.end) {
+        if (torii_buf_len(&up->out) >= high_water(c->w))
+            break;
+        if (!body_step(c, up))
+            return;
+    }
+    /* Everything read was forwarded: reuse the space behind the head. */
+    head_end = c->in.start + r->head.head_len;
+    if (c->body_pos == c->in.end)
+        c->in.end = c->body_pos = head_end;
+    if (torii_buf_len(&up->out) >= high_water(c->w))
+        torii_client_pause_read(c);
+    else
+        torii_client_resume_read(c);
+    if (torii_upstream_flush(up) == TORII_ERROR)
+        return;
+    torii_client_update_timer(c);
+}
+
+void torii_driver_upstream_writable(torii_upstream_t *up)
+{
+    torii_client_t *c = up->client;
+    if (!c)
+        return;
+    if (up->state == TORII_UP_TUNNEL) {
+        if (!c->eof) {
+            torii_client_resume_read(c);
+            return;
+        }
+        shutdown(up->fd, SHUT_WR);
+        tunnel_finished(c);
+        return;
+    }
+    if (torii_upstream_flush(up) != TORII_OK)
+        return;
+    if (!c->req->body.done)
+        torii_driver_body(c);
+    else
+        torii_upstream_update_timer(up);
+}
+
+static const char *uperr_text(torii_uperr_t kind)
+{
+    switch (kind) {
+    case TORII_UPERR_CONNECT: return "connect failed";
+    case TORII_UPERR_IO: return "connection failed";
+    case TORII_UPERR_TIMEOUT_CONNECT: return "connect timed out";
+    case TORII_UPERR_TIMEOUT_SEND: return "send timed out";
+    case TORII_UPERR_TIMEOUT_READ: return "read timed out";
+    }
+    return "failed";
+}
+
+static const char *client_reason(torii_uperr_t kind, int err)
+{
+    switch (kind) {
+    case TORII_UPERR_CONNECT:
+        return err == ECONNREFUSED ? "upstream refused the connection" : "cannot connect to the upstream";
+    case TORII_UPERR_IO: return "upstream closed or reset the connection";
+    case TORII_UPERR_TIMEOUT_CONNECT: return "upstream connect timed out";
+    case TORII_UPERR_TIMEOUT_SEND: return "upstream send timed out";
+    case TORII_UPERR_TIMEOUT_READ: return "upstream read timed out";
+    }
+    return "upstream failed";
+}
+
+/* A request that failed on a reused keep-alive connection before any
+ * response byte came back most likely met a connection the upstream was
+ * closing at that moment: one retry on a new connection is safe when the
+ * request can be sent again as it was (idempotent, no body). */
+static bool may_retry(const torii_request_t *r, const torii_upstream_t *up, torii_uperr_t kind)
+{
+    return kind == TORII_UPERR_IO && up->reused && !up->got_bytes && !r->response_started &&
+           r->body.in == TORII_BODY_NONE && torii_method_idempotent(r->head.method) && r->tries < 2;
+}
+
+void torii_driver_upstream_error(torii_upstream_t *up, torii_uperr_t kind, int err)
+{
+    torii_client_t *c = up->client;
+    torii_request_t *r;
+    bool timeout = kind >= TORII_UPERR_TIMEOUT_CONNECT;
+    if (!c) {
+        torii_upstream_close(up);
+        return;
+    }
+    r = c->req;
+    if (may_retry(r, up, kind)) {
+        torii_log_info("upstream %s: reused connection failed (%s), retrying on a new one, request_id: %s",
+                       r->upstream_addr, err ? strerror(err) : "closed", r->id);
+        detach_upstream(c, false);
+        connect_upstream(c, true);
+        return;
+    }
+    torii_log_error("upstream %s: %s%s%s while %s, client: %s, request: \"%.*s %.*s\", route: %s, request_id: %s",
+                    r->upstream_addr, kind == TORII_UPERR_IO && err == 0 ? "closed the connection" : uperr_text(kind),
+                    err && !timeout ? ": " : "", err && !timeout ? strerror(err) : "",
+                    r->response_started ? "reading the response body" : "proxying the request", c->ip,
+                    (int)r->head.method_name.n, r->head.method_name.p, (int)r->head.target.n, r->head.target.p,
+                    r->route->id, r->id);
+    fail_request(c, timeout ? 504 : 502, client_reason(kind, err));
+}
+
+void torii_driver_upstream_eof(torii_upstream_t *up)
+{
+    torii_client_t *c = up->client;
+    if (c && c->req->response_started && c->req->resp_body.in == TORII_BODY_CLOSE) {
+        pump_response(c, up); /* the close ends the body */
+        return;
+    }
+    torii_driver_upstream_error(up, TORII_UPERR_IO, 0);
+}
+
+static void upstream_invalid(torii_client_t *c, const char *why)
+{
+    torii_request_t *r = c->req;
+    torii_log_error("upstream %s sent an invalid response: %s, client: %s, route: %s, request_id: %s", r->upstream_addr,
+                    why, c->ip, r->route->id, r->id);
+    fail_request(c, 502, "invalid response from the upstream");
+}
+
+/* The final response head is in r->resp: decide how its body reaches the
+ * client and queue the client's head. */
+static void start_response(torii_client_t *c)
+{
+    torii_request_t *r = c->req;
+    torii_body_t *rb = &r->resp_body;
+    bool client10 = r->head.minor == 0;
+    torii_response_ctx_t ctx;
+    rb->in = r->resp.f.body;
+    rb->left = r->resp.f.content_length;
+    rb->done = rb->in == TORII_BODY_NONE;
+    /* Unknown length: HTTP/1.1 clients get it chunked, 1.0 ones a close. */
+    rb->out_chunked = !client10 && (rb->in == TORII_BODY_CHUNKED || rb->in == TORII_BODY_CLOSE);
+    r->close_after |= (client10 && (rb->in == TORII_BODY_CHUNKED || rb->in == TORII_BODY_CLOSE)) ||
+                      !torii_client_may_keep(c) || !r->body.done;
+    ctx = (torii_response_ctx_t){
+        .chunked = rb->out_chunked, .close = r->close_after, .keepalive_10 = client10 && !r->close_after};
+    /* The header_filter phase will run here. */
+    torii_forward_response_head(&c->out, &r->resp, &ctx);
+    r->status = r->resp.status;
+    r->response_started = true;
+}
+
+/* Parse response heads until the final one. Returns TORII_OK when the
+ * final head is queued, TORII_AGAIN for more input, TORII_DONE when the
+ * request went elsewhere (tunnel, failure). */
+static int response_head(torii_client_t *c, torii_upstream_t *up)
+{
+    torii_request_t *r = c->req;
+    const torii_client_conf_t *cc = &c->w->conf->client;
+    uint32_t head_len;
+    int status;
+    const char *why;
+    for (;;) {
+        int rc = torii_head_find_end(torii_buf_pos(&up->in), torii_buf_len(&up->in), cc->max_header_size, &up->scanned,
+                                     &head_len, &status, &why);
+        if (rc == TORII_AGAIN)
+            return TORII_AGAIN;
+        if (rc == TORII_ERROR && status != 400)
+            why = "response head too large";
+        if (rc == TORII_ERROR ||
+            torii_response_head_parse(torii_buf_pos(&up->in), head_len, r->head.method, &r->resp, &why) != TORII_OK) {
+            upstream_invalid(c, why);
+            return TORII_DONE;
+        }
+        up->scanned = 0;
+        if (r->resp.status == 101) {
+            if (!r->head.f.upgrade) {
+                upstream_invalid(c, "101 Switching Protocols to a request without Upgrade");
+                return TORII_DONE;
+            }
+            start_tunnel(c, up);
+            return TORII_DONE;
+        }
+        if (r->resp.status >= 200) {
+            start_response(c);
+            torii_buf_consume(&up->in, head_len);
+            return TORII_OK;
+        }
+        /* 1xx: our own 100 Continue was already sent; others go on to
+         * HTTP/1.1 clients as they are. */
+        if (r->resp.status != 100 && r->head.minor >= 1) {
+            torii_response_ctx_t ctx = {0};
+            torii_forward_response_head(&c->out, &r->resp, &ctx);
+        }
+        torii_buf_consume(&up->in, head_len);
+    }
+}
+
+static void emit(torii_client_t *c, const char *p, size_t n)
+{
+    if (n == 0)
+        return;
+    if (c->req->resp_body.out_chunked) {
+        torii_chunk_header(&c->out, n);
+        torii_buf_append(&c->out, p, n);
+        torii_buf_append(&c->out, "\r\n", 2);
+    } else {
+        torii_buf_append(&c->out, p, n);
+    }
+}
+
+/* Move one piece of response body. Returns false on a framing error. */
+static bool response_step(torii_client_t *c, torii_upstream_t *up)
+{
+    torii_body_t *rb = &c->req->resp_body;
+    const char *p = torii_buf_pos(&up->in);
+    size_t avail = torii_buf_len(&up->in);
+    if (rb->in == TORII_BODY_LENGTH) {
+        size_t n = avail < rb->left ? avail : (size_t)rb->left;
+        emit(c, p, n);
+        rb->left -= n;
+        rb->total += n;
+        rb->done = rb->left == 0;
+        torii_buf_consume(&up->in, n);
+    } else if (rb->in == TORII_BODY_CHUNKED) {
+        size_t used;
+        torii_str_t data;
+        const char *why;
+        int rc = torii_chunked_decode(&rb->chunk, p, avail, &used, &data, &why);
+        if (rc == TORII_ERROR) {
+            upstream_invalid(c, why);
+            return false;
+        }
+        emit(c, data.p, data.n);
+        rb->total += data.n;
+        rb->done = rc == TORII_DONE;
+        torii_buf_consume(&up->in, used);
+    } else {
+        emit(c, p, avail);
+        rb->total += avail;
+        torii_buf_consume(&up->in, avail);
+    }
+    return true;
+}
+
+static void finish_response(torii_client_t *c, torii_upstream_t *up)
+{
+    torii_request_t *r = c->req;
+    if (r->resp_body.out_chunked)
+        torii_buf_append(&c->out, "0\r\n\r\n", 5);
+    r->response_done = true;
+    r->t_upstream_done = torii_loop_now(c->w->loop);
+    detach_upstream(c, r->resp.f.keepalive && request_sent(r, up));
+}
+
+static void pump_response(torii_client_t *c, torii_upstream_t *up)
+{
+    torii_request_t *r = c->req;
+    torii_body_t *rb = &r->resp_body;
+    while (!rb->done && torii_buf_len(&up->in) > 0 && torii_buf_len(&c->out) < high_water(c->w)) {
+        if (!response_step(c, up))
+            return;
+    }
+    if (!rb->done && rb->in == TORII_BODY_CLOSE && up->eof && torii_buf_len(&up->in) == 0)
+        rb->done = true;
+    if (rb->done)
+        finish_response(c, up);
+    else if (torii_buf_len(&c->out) >= high_water(c->w))
+        torii_upstream_pause_read(up);
+    if (torii_client_flush(c) == TORII_OK && r->response_done)
+        torii_client_request_done(c);
+}
+
+void torii_driver_upstream_readable(torii_upstream_t *up)
+{
+    torii_client_t *c = up->client;
+    if (!c) {
+        torii_upstream_close(up);
+        return;
+    }
+    if (!c->req->response_started && response_head(c, up) != TORII_OK)
+        return;
+    pump_response(c, up);
+}
+
+void torii_driver_client_drained(torii_client_t *c)
+{
+    torii_request_t *r = c->req;
+    if (!r)
+        return;
+    if (r->response_done) {
+        torii_client_request_done(c);
+        return;
+    }
+    if (c->up && c->up->read_paused && r->response_started) {
+        torii_upstream_resume_read(c->up);
+        pump_response(c, c->up);
+    }
+}
+
+void torii_driver_client_gone(torii_client_t *c, const char *why)
+{
+    torii_request_t *r = c->req;
+    if (r->response_done) {
+        torii_client_pause_read(c); /* finish sending, then close */
+        return;
+    }
+    torii_log_info("client %s: %s while the request was being proxied, request_id: %s", c->ip, why, r->id);
+    if (!r->response_started)
+        r->status = 499; /* nginx's code for "client closed request" */
+    torii_client_close(c, false);
+}
+
+void torii_driver_client_timeout(torii_client_t *c)
+{
+    torii_request_t *r = c->req;
+    if (torii_buf_len(&c->out) > 0) {
+        torii_log_info("client %s: send timed out, request_id: %s", c->ip, r->id);
+        torii_client_close(c, true);
+        return;
+    }
+    torii_log_info("client %s: request body not received in time, request_id: %s", c->ip, r->id);
+    fail_request(c, 408, "request body not received in time");
+}
+
+void torii_driver_abort(torii_client_t *c)
+{
+    torii_request_t *r = c->req;
+    detach_upstream(c, false);
+    if (!r)
+        return;
+    if (r->status == 0)
+        r->status = 499;
+    torii_access_log(c);
+    c->req = NULL;
+    torii_worker_request_free(c->w, r);
+}
+
+/* ---- tunnel: after 101 Switching Protocols, bytes flow untouched ---- */
+
+static void tunnel_touch(torii_client_t *c)
+{
+    const torii_timeouts_t *to = &c->req->route->timeout;
+    torii_timer_arm(c->w->loop, &c->timer, to->read_ms / 1000.0);
+}
+
+static void start_tunnel(torii_client_t *c, torii_upstream_t *up)
+{
+    torii_request_t *r = c->req;
+    torii_response_ctx_t ctx = {0};
+    torii_forward_response_head(&c->out, &r->resp, &ctx);
+    r->status = 101;
+    r->response_started = true;
+    torii_buf_consume(&up->in, r->resp.head_len);
+    torii_buf_append(&c->out, torii_buf_pos(&up->in), torii_buf_len(&up->in));
+    torii_buf_consume(&up->in, torii_buf_len(&up->in));
+    /* Bytes the client sent after its head already belong to the tunnel. */
+    torii_buf_append(&up->out, c->in.data + c->body_pos, c->in.end - c->body_pos);
+    c->body_pos = c->in.end;
+    c->state = TORII_CLIENT_TUNNEL;
+    up->state = TORII_UP_TUNNEL;
+    torii_timer_stop(c->w->loop, &up->timer);
+    torii_client_resume_read(c);
+    torii_upstream_resume_read(up);
+    tunnel_touch(c);
+    if (torii_upstream_flush(up) == TORII_ERROR)
+        return;
+    torii_client_flush(c);
+}
+
+/* Both sides said all they had to say: the tunnel is over. */
+static bool tunnel_finished(torii_client_t *c)
+{
+    torii_upstream_t *up = c->up;
+    if (c->eof && up->eof && torii_buf_len(&c->out) == 0 && torii_buf_len(&up->out) == 0) {
+        c->req->response_done = true;
+        torii_client_close(c, false);
+        return true;
+    }
+    return false;
+}
+
+void torii_driver_tunnel_client_readable(torii_client_t *c)
+{
+    torii_upstream_t *up = c->up;
+    size_t room;
+    ssize_t n;
+    if (torii_buf_len(&up->out) >= high_water(c->w)) {
+        torii_client_pause_read(c);
+        return;
+    }
+    room = torii_buf_space(&up->out, 16384, high_water(c->w) + TORII_BUF_BLOCK, true);
+    n = torii_sock_read(c->fd, up->out.data + up->out.end, room);
+    if (n == TORII_AGAIN)
+        return;
+    if (n < 0) {
+        torii_client_close(c, false);
+        return;
+    }
+    if (n == 0) { /* half-close: pass it on once the queue is out */
+        c->eof = true;
+        torii_client_pause_read(c);
+        if (torii_buf_len(&up->out) == 0)
+            shutdown(up->fd, SHUT_WR);
+        tunnel_finished(c);
+        return;
+    }
+    up->out.end += (uint32_t)n;
+    c->req->body.total += (uint64_t)n;
+    tunnel_touch(c);
+    torii_upstream_flush(up);
+}
+
+void torii_driver_tunnel_upstream_readable(torii_upstream_t *up)
+{
+    torii_client_t *c = up->client;
+    size_t room;
+    ssize_t n;
+    if (torii_buf_len(&c->out) >= high_water(c->w)) {
+        torii_upstream_pause_read(up);
+        return;
+    }
+    room = torii_buf_space(&c->out, 16384, high_water(c->w) + TORII_BUF_BLOCK, true);
+    n = torii_sock_read(up->fd, c->out.data + c->out.end, room);
+    if (n == TORII_AGAIN)
+        return;
+    if (n < 0) {
+        torii_client_close(c, true);
+        return;
+    }
+    if (n == 0) {
+        up->eof = true;
+        torii_upstream_pause_read(up);
+        if (torii_buf_len(&c->out) == 0)
+            shutdown(c->fd, SHUT_WR);
+        tunnel_finished(c);
+        return;
+    }
+    c->out.end += (uint32_t)n;
+    c->req->resp_body.total += (uint64_t)n;
+    tunnel_touch(c);
+    torii_client_flush(c);
+}
+
+void torii_driver_tunnel_drained(torii_client_t *c)
+{
+    torii_upstream_t *up = c->up;
+    if (!up)
+        return;
+    if (up->eof) {
+        shutdown(c->fd, SHUT_WR);
+        tunnel_finished(c);
+        return;
+    }
+    torii_upstream_resume_read(up);
+}

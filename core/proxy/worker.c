@@ -1,0 +1,248 @@
+/*
+ * worker.c — worker process life: accept loop, connection limit, signals,
+ * graceful and immediate shutdown.
+ *
+ * Signals: SIGQUIT drains (stop accepting, close idle keep-alive
+ * connections, let requests in flight finish, bounded by
+ * shutdown_timeout); SIGTERM and SIGINT close everything now; SIGUSR1
+ * reopens the log files.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "event/sock.h"
+#include "proxy/client.h"
+#include "proxy/upstream.h"
+#include "proxy/worker.h"
+
+#define ACCEPT_BATCH 64
+#define ACCEPT_RETRY 0.1 /* seconds to wait after running out of descriptors */
+
+static void start_accepting(torii_worker_t *w)
+{
+    if (w->accepting || w->quitting)
+        return;
+    for (uint32_t i = 0; i < w->nlisten; i++)
+        torii_io_start(w->loop, &w->lio[i]);
+    w->accepting = true;
+}
+
+static void stop_accepting(torii_worker_t *w)
+{
+    if (!w->accepting)
+        return;
+    for (uint32_t i = 0; i < w->nlisten; i++)
+        torii_io_stop(w->loop, &w->lio[i]);
+    w->accepting = false;
+}
+
+static void on_accept_retry(torii_loop_t *loop, torii_timer_t *t, int revents)
+{
+    torii_worker_t *w = t->data;
+    (void)loop, (void)revents;
+    if (w->nclients < w->conf->client.max_connections)
+        start_accepting(w);
+}
+
+static torii_timer_t accept_retry;
+
+static void on_accept(torii_loop_t *loop, torii_io_t *io, int revents)
+{
+    torii_worker_t *w = io->data;
+    (void)loop, (void)revents;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        torii_addr_t peer;
+        int fd = torii_sock_accept(io->fd, &peer);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Level-triggered: without a pause this would spin. */
+                torii_log_error("accept() failed: %s; pausing accept for %.1fs", strerror(errno), ACCEPT_RETRY);
+                stop_accepting(w);
+                torii_timer_arm(w->loop, &accept_retry, ACCEPT_RETRY);
+            }
+            return; /* EAGAIN: another worker took it, or none left */
+        }
+        torii_client_accept(w, fd, &peer);
+        if (w->nclients >= w->conf->client.max_connections) {
+            torii_log_warn("worker connection limit (%u) reached; not accepting until one closes",
+                           w->conf->client.max_connections);
+            stop_accepting(w);
+            return;
+        }
+    }
+}
+
+void torii_worker_client_closed(torii_worker_t *w)
+{
+    if (w->quitting) {
+        if (w->nclients == 0)
+            torii_loop_break(w->loop);
+        return;
+    }
+    if (!w->accepting && w->nclients < w->conf->client.max_connections && !torii_timer_active(&accept_retry))
+        start_accepting(w);
+}
+
+torii_request_t *torii_worker_request_new(torii_worker_t *w)
+{
+    uint32_t slots = w->conf->client.max_headers * 2;
+    torii_request_t *r;
+    if (w->nfree_reqs > 0) {
+        r = w->free_reqs[--w->nfree_reqs];
+        memset(r, 0, sizeof *r);
+    } else {
+        r = calloc(1, sizeof *r + slots * sizeof(torii_header_t));
+        if (!r)
+            abort();
+    }
+    r->head.headers = r->storage;
+    r->head.max_headers = w->conf->client.max_headers;
+    r->resp.headers = r->storage + w->conf->client.max_headers;
+    r->resp.max_headers = w->conf->client.max_headers;
+    /* Request ids: a random per-worker prefix and a counter, in hex. */
+    uint64_t id = ((uint64_t)w->seed << 32) | (uint32_t)++w->seq;
+    for (int i = 15; i >= 0; i--, id >>= 4)
+        r->id[i] = "0123456789abcdef"[id & 15];
+    r->id[16] = '\0';
+    return r;
+}
+
+void torii_worker_request_free(torii_worker_t *w, torii_request_t *r)
+{
+    if (w->nfree_reqs < TORII_ARRAY_LEN(w->free_reqs))
+        w->free_reqs[w->nfree_reqs++] = r;
+    else
+        free(r);
+}
+
+static void close_all_clients(torii_worker_t *w)
+{
+    while (!torii_list_empty(&w->clients))
+        torii_client_close(torii_list_entry(w->clients.next, torii_client_t, link), false);
+}
+
+static void on_shutdown_timeout(torii_loop_t *loop, torii_timer_t *t, int revents)
+{
+    torii_worker_t *w = t->data;
+    (void)revents;
+    torii_log_warn("shutdown timeout: closing %u connection(s) still open", w->nclients);
+    close_all_clients(w);
+    torii_loop_break(loop);
+}
+
+static void begin_quit(torii_worker_t *w)
+{
+    if (w->quitting)
+        return;
+    torii_log_notice("worker %d: graceful shutdown, %u connection(s) open", w->id, w->nclients);
+    stop_accepting(w);
+    /* Close our copies of the listening sockets: once the master and every
+     * worker have, new clients are refused instead of queued unanswered. */
+    for (uint32_t i = 0; i < w->nlisten; i++)
+        close(w->listen_fds[i]);
+    w->nlisten = 0;
+    w->quitting = true;
+    torii_timer_stop(w->loop, &accept_retry);
+    torii_client_shutdown_idle(w);
+    torii_upool_close_idle(w->upool);
+    if (w->nclients == 0) {
+        torii_loop_break(w->loop);
+        return;
+    }
+    torii_timer_arm(w->loop, &w->shutdown_timer, w->conf->shutdown_timeout_ms / 1000.0);
+}
+
+static void on_signal(torii_loop_t *loop, torii_signal_t *s, int revents)
+{
+    torii_worker_t *w = s->data;
+    (void)revents;
+    switch (s->signum) {
+    case SIGQUIT: begin_quit(w); break;
+    case SIGUSR1: torii_log_reopen(); break;
+    case SIGHUP: break; /* the master handles reloads */
+    default:            /* SIGTERM, SIGINT: now */
+        w->quitting = true;
+        close_all_clients(w);
+        torii_loop_break(loop);
+        break;
+    }
+}
+
+static void on_prepare(torii_loop_t *loop, torii_prepare_t *p, int revents)
+{
+    (void)loop, (void)p, (void)revents;
+    torii_access_log_flush(); /* one write per loop pass, not per request */
+}
+
+static void setup_watchers(torii_worker_t *w)
+{
+    static const int signums[] = {SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGHUP};
+    for (uint32_t i = 0; i < w->nlisten; i++) {
+        torii_io_init(&w->lio[i], on_accept, w->listen_fds[i], TORII_EV_READ);
+        w->lio[i].data = w;
+    }
+    for (size_t i = 0; i < TORII_ARRAY_LEN(signums); i++) {
+        torii_signal_init(&w->sigs[i], on_signal, signums[i]);
+        w->sigs[i].data = w;
+        torii_signal_start(w->loop, &w->sigs[i]);
+    }
+    torii_prepare_init(&w->flush, on_prepare);
+    torii_prepare_start(w->loop, &w->flush);
+    torii_timer_init(&w->shutdown_timer, on_shutdown_timeout, 0., 0.);
+    w->shutdown_timer.data = w;
+    torii_timer_init(&accept_retry, on_accept_retry, 0., 0.);
+    accept_retry.data = w;
+}
+
+static void cleanup(torii_worker_t *w)
+{
+    close_all_clients(w);
+    torii_upool_free(w->upool, w->loop);
+    for (uint32_t i = 0; i < w->nfree_reqs; i++)
+        free(w->free_reqs[i]);
+    torii_router_free(w->router);
+    free(w->rr);
+    free(w->lio);
+    torii_access_log_flush();
+    torii_buf_freelist_drain();
+    torii_loop_destroy(w->loop);
+}
+
+int torii_worker_run(const torii_config_t *conf, const int *listen_fds, uint32_t nlisten, int id, pid_t master)
+{
+    torii_worker_t w = {0};
+    /* Die with the master, whatever kills it (and if it is gone already). */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master)
+        return 1;
+    torii_log_set_worker(id);
+    torii_sock_raise_nofile();
+    w.loop = torii_loop_new();
+    w.conf = conf;
+    w.id = id;
+    w.listen_fds = listen_fds;
+    w.nlisten = nlisten;
+    w.lio = calloc(nlisten, sizeof *w.lio);
+    w.rr = calloc(conf->nroutes + 1, sizeof *w.rr);
+    if (!w.lio || !w.rr)
+        abort();
+    torii_list_init(&w.clients);
+    w.upool = torii_upool_new();
+    w.router = torii_router_build(conf);
+    if (getrandom(&w.seed, sizeof w.seed, GRND_NONBLOCK) != sizeof w.seed)
+        w.seed = (uint32_t)getpid() * 2654435761u;
+    setup_watchers(&w);
+    start_accepting(&w);
+    torii_log_info("worker %d started", id);
+    torii_loop_run(w.loop);
+    cleanup(&w);
+    torii_log_info("worker %d exiting", id);
+    return 0;
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `make test`: C unit tests, a short fuzz run, lint, then every busted spec
+# (Lua units and integration specs against the ASan/UBSan build). Each
+# stage prints its own "N passed, N failed"; the last line is the total.
+set -u
+cd "$(dirname "$0")/.."
+total_pass=0 total_fail=0
+log_dir=build/test-logs
+mkdir -p "$log_dir"
+
+add_counts() { # stage name, its output file
+  local line p f
+  line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$2" | tail -1)
+  if [ -z "$line" ]; then
+    echo "$1: no summary (stage crashed)"; total_fail=$((total_fail + 1)); return
+  fi
+  p=$(echo "$line" | sed -E 's/.*[^0-9]?([0-9]+) passed, ([0-9]+) failed.*/\1/')
+  f=$(echo "$line" | sed -E 's/.*[^0-9]?([0-9]+) passed, ([0-9]+) failed.*/\2/')
+  total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+}
+
+echo "== unit"
+bash t/run-unit.sh build/unit/test_* 2>&1 | tee "$log_dir/unit.log"
+add_counts unit "$log_dir/unit.log"
+
+echo "== fuzz (${FUZZ_SECONDS:-20}s per target)"
+bash t/run-fuzz.sh build/fuzz/fuzz_* 2>&1 | tee "$log_dir/fuzz.log"
+add_counts fuzz "$log_dir/fuzz.log"
+
+echo "== lint"
+bash t/run-lint.sh 2>&1 | tee "$log_dir/lint.log"
+add_counts lint "$log_dir/lint.log"
+
+echo "== specs"
+bash t/run-specs.sh 2>&1 | tee "$log_dir/specs.log"
+line=$(grep -E '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' "$log_dir/specs.log" | tail -1)
+if [ -n "$line" ]; then
+  s=$(echo "$line" | sed -E 's/^[^0-9]*([0-9]+) success.*/\1/')
+  f=$(echo "$line" | sed -E 's/.* ([0-9]+) failures? .*/\1/')
+  e=$(echo "$line" | sed -E 's/.* ([0-9]+) errors? .*/\1/')
+  echo "specs: $s passed, $((f + e)) failed"
+  total_pass=$((total_pass + s)); total_fail=$((total_fail + f + e))
+else
+  echo "specs: no summary (busted crashed)"; total_fail=$((total_fail + 1))
+fi
+
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" = 0 ]
