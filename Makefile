@@ -69,18 +69,22 @@ build: $(BUILD)/torii $(BUILD)/mock-upstream
 asan: $(BUILD)/asan/torii
 
 $(BUILD)/torii: $(REL_OBJ)
-	$(CC) $(RELEASE_CFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
+	@echo "LD $@"
+	@$(CC) $(RELEASE_CFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
 
 $(BUILD)/asan/torii: $(ASAN_OBJ)
-	$(CC) $(ASAN_CFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
+	@echo "LD $@"
+	@$(CC) $(ASAN_CFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
 
 $(BUILD)/release/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(RELEASE_CFLAGS) -c $< -o $@
+	@echo "CC $<"
+	@$(CC) $(CPPFLAGS) $(RELEASE_CFLAGS) -c $< -o $@
 
 $(BUILD)/asan/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ASAN_CFLAGS) -c $< -o $@
+	@echo "CC (asan) $<"
+	@$(CC) $(CPPFLAGS) $(ASAN_CFLAGS) -c $< -o $@
 
 $(BUILD)/mock-upstream: t/support/mock_upstream.c
 	@mkdir -p $(BUILD)
@@ -89,16 +93,18 @@ $(BUILD)/mock-upstream: t/support/mock_upstream.c
 # C unit tests run against the sanitizer build of the core.
 $(BUILD)/unit/%: t/unit/%.c t/unit/unit.h $(ASAN_LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) -It $(ASAN_CFLAGS) -o $@ $< $(ASAN_LIB_OBJ) $(LDLIBS)
+	@echo "LD $@"
+	@$(CC) $(CPPFLAGS) -It $(ASAN_CFLAGS) -o $@ $< $(ASAN_LIB_OBJ) $(LDLIBS)
 
 unit: deps $(UNIT_BIN)
 	@bash t/run-unit.sh $(UNIT_BIN)
 
 # Fuzz targets: libFuzzer with ASan/UBSan, built with clang.
-FUZZ_CORE := core/http/head.c core/http/framing.c core/http/chunked.c core/base/str.c
-$(BUILD)/fuzz/%: t/fuzz/%.c $(FUZZ_CORE)
+FUZZ_CORE := core/http/head.c core/http/framing.c core/http/chunked.c core/http/hdrkind.c core/base/str.c
+$(BUILD)/fuzz/%: t/fuzz/%.c $(FUZZ_CORE) $(wildcard core/http/*.h core/base/*.h)
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -Icore -g -O1 -fsanitize=fuzzer,address,undefined \
+	@echo "FUZZ $@"
+	@clang -std=c11 -D_GNU_SOURCE -Icore -g -O1 -fsanitize=fuzzer,address,undefined \
 	  -fno-sanitize-recover=undefined -o $@ $< $(FUZZ_CORE) -lhttp_parser
 
 fuzz: deps $(FUZZ_BIN)
