@@ -26,7 +26,7 @@ typedef struct {
 
 typedef struct torii_request_s {
     torii_http_head_t head; /* slices into the client's input buffer */
-    torii_str_t line; /* the request line as received (for the access log) */
+    torii_str_t line;       /* the request line as received (for the access log) */
     const torii_route_conf_t *route;
     const torii_node_conf_t *node;
     torii_body_t body;      /* client -> upstream */
