@@ -27,7 +27,8 @@ typedef struct {
     char *text; /* "host:port" as written */
     char *host;
     uint16_t port;
-    torii_addr_t addr; /* resolved at load */
+    torii_addr_t addr;  /* resolved at load */
+    char addr_text[64]; /* the resolved address, for logs: "127.0.0.1:9000" */
 } torii_node_conf_t;
 
 typedef struct {

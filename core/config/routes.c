@@ -69,6 +69,7 @@ static bool dec_node(torii_dctx_t *c, const torii_cnode_t *n, torii_node_conf_t 
         return torii_dctx_fail(c, n, "invalid node \"%s\": %s", n->text, host[0] ? why : "expected host:port");
     if (!torii_addr_resolve(host, node->port, &node->addr, err, sizeof err))
         return torii_dctx_fail(c, n, "%s", err);
+    torii_addr_format((const struct sockaddr *)&node->addr.sa, node->addr_text, sizeof node->addr_text);
     node->text = torii_pstrndup(c->pool, n->text, n->len);
     node->host = torii_pstrdup(c->pool, host);
     return true;

@@ -36,7 +36,6 @@ typedef struct torii_request_s {
     const char *error;      /* why torii answered itself, for the log */
     uint64_t bytes_sent;    /* to the client, head included */
     double t_start, t_upstream, t_upstream_done;
-    char upstream_addr[64];
     char id[17]; /* request id: 16 hex digits */
     uint8_t tries;
     bool response_started;    /* head queued for the client: no error page any more */

@@ -91,11 +91,10 @@ static void connect_upstream(torii_client_t *c, bool fresh)
         r->node = &route->nodes[w->rr[route - w->conf->routes]++ % route->nnodes];
     r->tries++;
     r->t_upstream = torii_loop_now(w->loop);
-    torii_addr_format((const struct sockaddr *)&r->node->addr.sa, r->upstream_addr, sizeof r->upstream_addr);
     up = fresh ? torii_upstream_connect(w, &r->node->addr) : torii_upstream_get(w, &r->node->addr);
     if (!up) {
-        torii_log_error("connect() to upstream %s failed: %s, client: %s, route: %s, request_id: %s", r->upstream_addr,
-                        strerror(errno), c->ip, route->id, r->id);
+        torii_log_error("connect() to upstream %s failed: %s, client: %s, route: %s, request_id: %s",
+                        r->node->addr_text, strerror(errno), c->ip, route->id, r->id);
         torii_client_error(c, 502, "cannot connect to the upstream");
         return;
     }
@@ -280,13 +279,13 @@ void torii_driver_upstream_error(torii_upstream_t *up, torii_uperr_t kind, int e
     r = c->req;
     if (may_retry(r, up, kind)) {
         torii_log_info("upstream %s: reused connection failed (%s), retrying on a new one, request_id: %s",
-                       r->upstream_addr, err ? strerror(err) : "closed", r->id);
+                       r->node->addr_text, err ? strerror(err) : "closed", r->id);
         detach_upstream(c, false);
         connect_upstream(c, true);
         return;
     }
     torii_log_error("upstream %s: %s%s%s while %s, client: %s, request: \"%.*s %.*s\", route: %s, request_id: %s",
-                    r->upstream_addr, kind == TORII_UPERR_IO && err == 0 ? "closed the connection" : uperr_text(kind),
+                    r->node->addr_text, kind == TORII_UPERR_IO && err == 0 ? "closed the connection" : uperr_text(kind),
                     err && !timeout ? ": " : "", err && !timeout ? strerror(err) : "",
                     r->response_started ? "reading the response body" : "proxying the request", c->ip,
                     (int)r->head.method_name.n, r->head.method_name.p, (int)r->head.target.n, r->head.target.p,
@@ -307,8 +306,8 @@ void torii_driver_upstream_eof(torii_upstream_t *up)
 static void upstream_invalid(torii_client_t *c, const char *why)
 {
     torii_request_t *r = c->req;
-    torii_log_error("upstream %s sent an invalid response: %s, client: %s, route: %s, request_id: %s", r->upstream_addr,
-                    why, c->ip, r->route->id, r->id);
+    torii_log_error("upstream %s sent an invalid response: %s, client: %s, route: %s, request_id: %s",
+                    r->node->addr_text, why, c->ip, r->route->id, r->id);
     fail_request(c, 502, "invalid response from the upstream");
 }
 
