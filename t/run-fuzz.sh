@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-20}"
 passed=0 failed=0
 for bin in "$@"; do
+  # A glob over build/fuzz also catches each target's corpus and log.
+  [ -f "$bin" ] && [ -x "$bin" ] || continue
   name=$(basename "$bin")
   work="build/fuzz/$name-corpus"
   mkdir -p "$work"

@@ -219,8 +219,8 @@ static int judge_headers_complete(http_parser *p)
     return 1; /* no body: the head is all we feed */
 }
 
-/* http-parser's verdict on the same head. */
-static bool parser_agrees(const char *buf, size_t len, unsigned *method)
+/* http-parser's verdict on the same head: NULL when it agrees, else why not. */
+static const char *parser_objection(const char *buf, size_t len, unsigned *method)
 {
     static http_parser_settings settings = {.on_headers_complete = judge_headers_complete};
     http_parser p;
@@ -231,13 +231,17 @@ static bool parser_agrees(const char *buf, size_t len, unsigned *method)
     *method = p.method;
     /* Framing errors are ours to report (with better reasons), and an
      * upgrade stops the parser early without error. */
-    return j.done || HTTP_PARSER_ERRNO(&p) == HPE_OK;
+    if (j.done || HTTP_PARSER_ERRNO(&p) == HPE_OK)
+        return NULL;
+    /* Our own scan accepted the token, so this is a method it does not know. */
+    return HTTP_PARSER_ERRNO(&p) == HPE_INVALID_METHOD ? "unknown method" : "malformed request";
 }
 
 int torii_request_head_parse(const char *buf, uint32_t head_len, torii_http_head_t *h, int *status, const char **reason)
 {
     const char *eol = memchr(buf, '\r', head_len);
     unsigned method;
+    const char *objection;
     h->nheaders = 0;
     h->head_len = head_len;
     h->authority = torii_str(buf, 0);
@@ -247,8 +251,8 @@ int torii_request_head_parse(const char *buf, uint32_t head_len, torii_http_head
         return TORII_ERROR;
     if (torii_request_framing(h, status, reason) != TORII_OK)
         return TORII_ERROR;
-    if (!parser_agrees(buf, head_len, &method))
-        return fail(status, reason, 400, "malformed request");
+    if ((objection = parser_objection(buf, head_len, &method)) != NULL)
+        return fail(status, reason, 400, objection);
     h->method = method_from_parser(method);
     if (h->method == TORII_M_CONNECT)
         return fail(status, reason, 405, "CONNECT is not supported");

@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "event/sock.h"
 #include "http/forward.h"
+#include "http/hdrkind.h"
 #include "proxy/accesslog.h"
 #include "proxy/client.h"
 #include "proxy/driver.h"
@@ -191,22 +192,29 @@ void torii_driver_body(torii_client_t *c)
     uint32_t head_end;
     if (!up)
         return; /* answered already; leftover input is discarded at the end */
-    while (!r->body.done && c->body_pos < c->in.end) {
-        if (torii_buf_len(&up->out) >= high_water(c->w))
-            break;
-        if (!body_step(c, up))
+    for (;;) {
+        int rc;
+        while (!r->body.done && c->body_pos < c->in.end && torii_buf_len(&up->out) < high_water(c->w)) {
+            if (!body_step(c, up))
+                return;
+        }
+        rc = torii_upstream_flush(up);
+        if (rc == TORII_ERROR)
             return;
+        /* A flush that took everything raises no write event, so move the
+         * rest of what was read now rather than waiting for one. */
+        if (rc != TORII_OK || r->body.done || c->body_pos == c->in.end)
+            break;
     }
     /* Everything read was forwarded: reuse the space behind the head. */
     head_end = c->in.start + r->head.head_len;
     if (c->body_pos == c->in.end)
         c->in.end = c->body_pos = head_end;
+    /* Paused while the upstream holds a full buffer; its write event resumes. */
     if (torii_buf_len(&up->out) >= high_water(c->w))
         torii_client_pause_read(c);
     else
         torii_client_resume_read(c);
-    if (torii_upstream_flush(up) == TORII_ERROR)
-        return;
     torii_client_update_timer(c);
 }
 
@@ -311,6 +319,18 @@ static void upstream_invalid(torii_client_t *c, const char *why)
     fail_request(c, 502, "invalid response from the upstream");
 }
 
+/* A HEAD answer carries the headers a GET would have had, so a resource
+ * the upstream sends chunked keeps its Transfer-Encoding (with no body). */
+static bool head_of_chunked(const torii_request_t *r)
+{
+    if (r->head.method != TORII_M_HEAD)
+        return false;
+    for (uint32_t i = 0; i < r->resp.nheaders; i++)
+        if (r->resp.headers[i].kind == TORII_H_TRANSFER_ENCODING)
+            return true;
+    return false;
+}
+
 /* The final response head is in r->resp: decide how its body reaches the
  * client and queue the client's head. */
 static void start_response(torii_client_t *c)
@@ -326,8 +346,9 @@ static void start_response(torii_client_t *c)
     rb->out_chunked = !client10 && (rb->in == TORII_BODY_CHUNKED || rb->in == TORII_BODY_CLOSE);
     r->close_after |= (client10 && (rb->in == TORII_BODY_CHUNKED || rb->in == TORII_BODY_CLOSE)) ||
                       !torii_client_may_keep(c) || !r->body.done;
-    ctx = (torii_response_ctx_t){
-        .chunked = rb->out_chunked, .close = r->close_after, .keepalive_10 = client10 && !r->close_after};
+    ctx = (torii_response_ctx_t){.chunked = rb->out_chunked || (!client10 && head_of_chunked(r)),
+                                 .close = r->close_after,
+                                 .keepalive_10 = client10 && !r->close_after};
     /* The header_filter phase will run here. */
     torii_forward_response_head(&c->out, &r->resp, &ctx);
     r->status = r->resp.status;
@@ -437,20 +458,34 @@ static void finish_response(torii_client_t *c, torii_upstream_t *up)
     detach_upstream(c, r->resp.f.keepalive && request_sent(r, up));
 }
 
+/* Move response bytes from the upstream to the client while the client's
+ * buffer has room. When it fills and the socket will not take more, the
+ * upstream is paused until the client's write event (client_drained). */
 static void pump_response(torii_client_t *c, torii_upstream_t *up)
 {
     torii_request_t *r = c->req;
     torii_body_t *rb = &r->resp_body;
-    while (!rb->done && torii_buf_len(&up->in) > 0 && torii_buf_len(&c->out) < high_water(c->w)) {
-        if (!response_step(c, up))
-            return;
+    for (;;) {
+        while (!rb->done && torii_buf_len(&up->in) > 0 && torii_buf_len(&c->out) < high_water(c->w)) {
+            if (!response_step(c, up))
+                return;
+        }
+        if (!rb->done && rb->in == TORII_BODY_CLOSE && up->eof && torii_buf_len(&up->in) == 0)
+            rb->done = true;
+        if (rb->done) {
+            finish_response(c, up);
+            break;
+        }
+        if (torii_buf_len(&c->out) < high_water(c->w)) {
+            torii_upstream_resume_read(up); /* wants more from the upstream */
+            break;
+        }
+        switch (torii_client_flush(c)) {
+        case TORII_ERROR: return; /* c is gone */
+        case TORII_AGAIN: torii_upstream_pause_read(up); return;
+        default: break; /* the socket took it all: go on with up->in */
+        }
     }
-    if (!rb->done && rb->in == TORII_BODY_CLOSE && up->eof && torii_buf_len(&up->in) == 0)
-        rb->done = true;
-    if (rb->done)
-        finish_response(c, up);
-    else if (torii_buf_len(&c->out) >= high_water(c->w))
-        torii_upstream_pause_read(up);
     if (torii_client_flush(c) == TORII_OK && r->response_done)
         torii_client_request_done(c);
 }

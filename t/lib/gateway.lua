@@ -285,10 +285,18 @@ function gateway.start(opts)
   return gw
 end
 
---- Wait until the port accepts (bounded). true, or nil and a reason.
+--- Wait until the port accepts and a worker runs (bounded): the master
+-- opens the sockets before it forks. true, or nil and a reason.
 function GW:wait_ready(timeout)
   if not self.port then return nil, "no port known: pass opts.port or wait = false" end
-  return wait_port(self.pid, self.port, timeout or 10)
+  local deadline = proc.now() + (timeout or 10)
+  local ok, why = wait_port(self.pid, self.port, timeout or 10)
+  if not ok then return nil, why end
+  while #proc.children(self.pid) == 0 do
+    if proc.now() >= deadline then return nil, "no worker process after " .. (timeout or 10) .. " s" end
+    proc.sleep(0.01)
+  end
+  return true
 end
 
 --- stderr.log and error.log tails, for failure messages.

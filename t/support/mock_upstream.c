@@ -308,6 +308,7 @@ struct server {
     const char *id;
     double idle_close; /* seconds, 0 = off */
     bool quiet;
+    bool accept_paused; /* out of descriptors, retrying on a timer */
     struct conn *conns;
     uint64_t conns_total, conns_open, requests_total;
     struct buf json;  /* echo body under construction */
@@ -1298,15 +1299,6 @@ static void req_reset(struct conn *c)
     }
 }
 
-/* The whole response is queued: next request, or close once flushed. */
-static void finish_response(struct conn *c)
-{
-    bool close = resp_closes(c);
-    c->close_after |= close;
-    req_reset(c);
-    c->state = close ? ST_CLOSING : ST_HEAD;
-}
-
 static uint64_t slow_quantum(const struct conn *c)
 {
     return c->slow_rate >= 10 ? c->slow_rate / 10 : 1;
@@ -1317,6 +1309,16 @@ static void end_slowread(struct conn *c)
     if (c->slow_rate)
         ev_timer_stop(c->srv->loop, &c->timer);
     c->slow_rate = c->slow_budget = 0;
+}
+
+/* The whole response is queued: next request, or close once flushed. */
+static void finish_response(struct conn *c)
+{
+    bool close = resp_closes(c);
+    c->close_after |= close;
+    end_slowread(c); /* a failed /slowread body ends here too */
+    req_reset(c);
+    c->state = close ? ST_CLOSING : ST_HEAD;
 }
 
 /* Work that must happen before the body is read. */
@@ -1718,6 +1720,7 @@ static void conn_new(struct server *s, int fd, const struct sockaddr_storage *ss
 /* Out of descriptors: stop accepting for a moment instead of spinning. */
 static void pause_accept(struct server *s)
 {
+    s->accept_paused = true; /* warn once per episode, not every 100 ms */
     ev_io_stop(s->loop, &s->lio);
     timer_start(s->loop, &s->accept_retry, 0.1);
 }
@@ -1738,15 +1741,17 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         socklen_t len = sizeof ss;
         int fd = accept4(s->lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
+            s->accept_paused = false; /* a later exhaustion warns again */
             conn_new(s, fd, &ss);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
             continue;
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-            pause_accept(s);
-        if (errno != EAGAIN && errno != EWOULDBLOCK && !s->quiet)
+        bool exhausted = errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM;
+        if (errno != EAGAIN && errno != EWOULDBLOCK && !s->quiet && !s->accept_paused)
             fprintf(stderr, "mock-upstream: accept: %s\n", strerror(errno));
+        if (exhausted)
+            pause_accept(s);
         return;
     }
 }

@@ -214,7 +214,7 @@ TEST(rejects_bad_request_line)
     CHECK(rejected("GET / HTTP/1.1 \r\nHost: x\r\n\r\n", 400, "version"));
     CHECK(rejected("GET / HTTP/1.x\r\nHost: x\r\n\r\n", 400, "version"));
     CHECK(rejected("G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "request line"));
-    CHECK(rejected("FOO / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "malformed request"));
+    CHECK(rejected("FOO / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "unknown method"));
     CHECK(rejected("GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505, "version"));
     CHECK(rejected("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405, "CONNECT"));
 }
