@@ -7,7 +7,7 @@ BUILD := build
 # Debian packages the build and the tests need; installed when missing.
 DEPS := gcc make pkg-config libev-dev libhttp-parser-dev libyaml-dev libssl-dev \
         libluajit2-5.1-dev luajit2 lua-cjson lua-busted lua-socket lua-check \
-        clang libclang-rt-14-dev clang-format
+        clang libclang-rt-14-dev clang-format libpcre2-dev
 BENCH_DEPS := nginx haproxy wrk
 
 CPPFLAGS := -Icore -D_GNU_SOURCE -MMD -MP
@@ -15,7 +15,7 @@ CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror
 RELEASE_CFLAGS := $(CFLAGS_BASE) -O2 -g
 ASAN_CFLAGS := $(CFLAGS_BASE) -O1 -g -fno-omit-frame-pointer \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined
-LDLIBS := -lev -lhttp_parser -lyaml -lm
+LDLIBS := -lev -lhttp_parser -lyaml -lpcre2-8 -lm
 
 SRC := $(shell find core -name '*.c' | sort)
 LIB_SRC := $(filter-out core/main.c,$(SRC))
@@ -100,12 +100,22 @@ unit: deps $(UNIT_BIN)
 	@bash t/run-unit.sh $(UNIT_BIN)
 
 # Fuzz targets: libFuzzer with ASan/UBSan, built with clang.
-FUZZ_CORE := core/http/head.c core/http/framing.c core/http/chunked.c core/http/hdrkind.c core/base/str.c
-$(BUILD)/fuzz/%: t/fuzz/%.c $(FUZZ_CORE) $(wildcard core/http/*.h core/base/*.h)
+# Each target links the whole core but main.c, plus extra sources listed
+# as prerequisites below (the router's brute-force reference).
+FUZZ_CORE := $(LIB_SRC)
+$(BUILD)/fuzz/%: t/fuzz/%.c $(FUZZ_CORE) $(wildcard core/*/*.h)
 	@mkdir -p $(dir $@)
 	@echo "FUZZ $@"
-	@clang -std=c11 -D_GNU_SOURCE -Icore -g -O1 -fsanitize=fuzzer,address,undefined \
-	  -fno-sanitize-recover=undefined -o $@ $< $(FUZZ_CORE) -lhttp_parser
+	@clang -std=c11 -D_GNU_SOURCE -Icore -It -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined -o $@ $(filter %.c,$^) $(LDLIBS)
+$(BUILD)/fuzz/fuzz_router: t/support/router_ref.c t/support/router_ref.h
+
+# Router benchmark: release objects, the reference matcher as the linear scan.
+$(BUILD)/bench/router_bench: bench/router_bench.c t/support/router_ref.c t/support/router_ref.h \
+                             $(filter-out $(BUILD)/release/core/main.o,$(REL_OBJ))
+	@mkdir -p $(dir $@)
+	@echo "LD $@"
+	@$(CC) $(CPPFLAGS) -It $(RELEASE_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 fuzz: deps $(FUZZ_BIN)
 
@@ -127,7 +137,8 @@ test: deps build asan $(UNIT_BIN) $(FUZZ_BIN)
 run: deps build
 	@bash t/support/demo.sh
 
-bench: deps build bench-deps
+bench: deps build bench-deps $(BUILD)/bench/router_bench
+	@$(BUILD)/bench/router_bench
 	@bash bench/run.sh
 
 clean:

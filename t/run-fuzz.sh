@@ -10,9 +10,11 @@ for bin in "$@"; do
   [ -f "$bin" ] && [ -x "$bin" ] || continue
   name=$(basename "$bin")
   work="build/fuzz/$name-corpus"
+  seeds=t/fuzz/corpus_${name#fuzz_} # a target's own seeds, else the request seeds
+  [ -d "$seeds" ] || seeds=t/fuzz/corpus
   mkdir -p "$work"
   if "$bin" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 -artifact_prefix="build/fuzz/$name-" \
-       -print_final_stats=1 "$work" t/fuzz/corpus > "build/fuzz/$name.log" 2>&1; then
+       -print_final_stats=1 "$work" "$seeds" > "build/fuzz/$name.log" 2>&1; then
     runs=$(grep -E 'stat::number_of_executed_units' "build/fuzz/$name.log" | awk '{print $2}')
     echo "fuzz $name: ${runs:-?} inputs in ${seconds}s, no finding"
     passed=$((passed + 1))

@@ -31,11 +31,21 @@ typedef struct {
     char addr_text[64]; /* the resolved address, for logs: "127.0.0.1:9000" */
 } torii_node_conf_t;
 
+struct torii_expr_s;
+
 typedef struct {
     char *id;
     char *name;
     char **uris;
     uint32_t nuris;
+    char **hosts; /* lowercased; "*.example.com" for a suffix */
+    uint32_t nhosts;
+    uint32_t methods; /* bit (1 << torii_method_t) per method; 0 = any */
+    torii_cidr_t *remote_addrs;
+    uint32_t nremote_addrs;
+    struct torii_expr_s *vars; /* NULL = no conditions */
+    int32_t priority;          /* higher first, default 0 */
+    uint32_t order;            /* declaration order across all files */
     torii_node_conf_t *nodes;
     uint32_t nnodes;
     torii_timeouts_t timeout; /* defaults filled in from proxy.timeout */

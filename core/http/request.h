@@ -10,9 +10,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "config/config.h"
 #include "http/chunked.h"
 #include "http/head.h"
-#include "config/config.h"
+#include "router/router.h"
 
 /* How a body is moving through torii, in one direction. */
 typedef struct {
@@ -28,6 +29,9 @@ typedef struct torii_request_s {
     torii_http_head_t head; /* slices into the client's input buffer */
     torii_str_t line;       /* the request line as received (for the access log) */
     const torii_route_conf_t *route;
+    torii_route_match_t match; /* the route and its parameters (slices of `path`) */
+    torii_str_t path;          /* normalised path the route was matched on */
+    char *path_buf;            /* its storage when it differs from head.path */
     const torii_node_conf_t *node;
     torii_body_t body;      /* client -> upstream */
     torii_http_head_t resp; /* upstream response head (slices valid while parsing) */

@@ -16,7 +16,7 @@
 #include "config/config.h"
 #include "event/loop.h"
 #include "http/request.h"
-#include "http/route.h"
+#include "router/router.h"
 
 typedef struct torii_worker_s torii_worker_t;
 typedef struct torii_client_s torii_client_t;

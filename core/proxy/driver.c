@@ -10,6 +10,7 @@
  * direction, whatever the body size.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -106,6 +107,64 @@ static void connect_upstream(torii_client_t *c, bool fresh)
     torii_driver_body(c);
 }
 
+/* The path the router sees: the client's, unless escapes or dot segments
+ * make the normal form differ (then a copy). */
+static bool normal_path(torii_request_t *r, const char **why)
+{
+    torii_str_t p = r->head.path;
+    int n;
+    bool plain = !memchr(p.p, '%', p.n);
+    for (size_t i = 0; plain && i + 1 < p.n; i++)
+        plain = !(p.p[i] == '/' && p.p[i + 1] == '.');
+    if (plain && p.n > 0 && p.p[0] == '/') {
+        r->path = p;
+        return true;
+    }
+    if (!r->path_buf && !(r->path_buf = malloc(p.n + 1)))
+        abort();
+    n = torii_path_normalise(p, r->path_buf, why);
+    if (n < 0)
+        return false;
+    r->path = torii_str(r->path_buf, (size_t)n);
+    return true;
+}
+
+/* Match the request to a route, or answer it (400, 404). */
+static bool route_request(torii_client_t *c)
+{
+    torii_request_t *r = c->req;
+    const torii_http_head_t *h = &r->head;
+    char host[256];
+    const char *why;
+    torii_str_t raw_host = h->authority.n   ? h->authority
+                           : h->f.host >= 0 ? torii_str_trim(h->headers[h->f.host].value)
+                                            : torii_str(NULL, 0);
+    torii_route_req_t q;
+    if (!normal_path(r, &why)) {
+        torii_log_info("client %s: %s, request_id: %s", c->ip, why, r->id);
+        torii_client_error(c, 400, why);
+        return false;
+    }
+    q.method = h->method;
+    q.x = (torii_expr_req_t){
+        .method = h->method_name,
+        .uri = r->path,
+        .request_uri = h->target,
+        .host = torii_str(host, raw_host.n <= sizeof host ? torii_host_normalise(raw_host, host) : 0),
+        .query = h->query,
+        .headers = h->headers,
+        .nheaders = h->nheaders,
+        .client = c->peer16,
+        .client_text = torii_str(c->ip, strlen(c->ip)),
+    };
+    if (!torii_router_match(c->w->router, &q, &r->match)) {
+        torii_client_error(c, 404, "no route matches the request");
+        return false;
+    }
+    r->route = r->match.route;
+    return true;
+}
+
 void torii_driver_begin(torii_client_t *c)
 {
     torii_worker_t *w = c->w;
@@ -115,11 +174,8 @@ void torii_driver_begin(torii_client_t *c)
     r->body.left = r->head.f.content_length;
     r->body.done = r->body.in == TORII_BODY_NONE;
     r->body.out_chunked = r->body.in == TORII_BODY_CHUNKED;
-    r->route = torii_router_match(w->router, r->head.path);
-    if (!r->route) {
-        torii_client_error(c, 404, "no route matches the request");
+    if (!route_request(c))
         return;
-    }
     if (r->body.in == TORII_BODY_LENGTH && r->body.left > r->route->max_body_size) {
         torii_client_error(c, 413, "request body too large");
         return;

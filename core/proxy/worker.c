@@ -116,6 +116,8 @@ torii_request_t *torii_worker_request_new(torii_worker_t *w)
 
 void torii_worker_request_free(torii_worker_t *w, torii_request_t *r)
 {
+    free(r->path_buf);
+    r->path_buf = NULL;
     if (w->nfree_reqs < TORII_ARRAY_LEN(w->free_reqs))
         w->free_reqs[w->nfree_reqs++] = r;
     else

@@ -167,8 +167,10 @@ TEST(route_errors)
                      "t.yaml:3: routes[0]: give either \"uri\" or \"uris\", not both"));
     CHECK(fails_with(MIN "routes:\n  - id: a\n    uri: a\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n",
                      "t.yaml:4: routes[0].uri: must start with \"/\", got \"a\""));
-    CHECK(fails_with(MIN "routes:\n  - id: a\n    uris: [/ok, /a*b]\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n",
-                     "t.yaml:4: routes[0].uris[1]: \"*\" is only allowed at the end (prefix match), got \"/a*b\""));
+    CHECK(fails_with(
+        MIN "routes:\n  - id: a\n    uris: [/ok, /a*b]\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n",
+        "t.yaml:4: routes[0].uris[1]: invalid path pattern \"/a*b\": a named '*' must start a segment, as in "
+        "/files/*path"));
     CHECK(fails_with(MIN "routes:\n  - id: a\n    uri: /a\n    upstream: {nodes: []}\n",
                      "t.yaml:5: routes[0].upstream.nodes: must list at least one node"));
     CHECK(fails_with(MIN "routes:\n  - id: a\n    uri: /a\n    upstream: {nodes: [localhost]}\n",

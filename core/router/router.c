@@ -1,0 +1,331 @@
+/* router.c — host tables over radix trees, candidate filters, the API. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/cidr.h"
+#include "router/radix.h"
+#include "router/router.h"
+
+/* Host → tree, open addressing with linear probing. */
+typedef struct {
+    char *key; /* NULL: free slot */
+    size_t len;
+    uint64_t hash;
+    torii_rtree_t *tree;
+} hslot_t;
+
+typedef struct {
+    hslot_t *slots;
+    size_t cap, n;
+} hmap_t;
+
+struct torii_router_s {
+    size_t bytes;
+    torii_rtree_t *any; /* routes without hosts */
+    hmap_t exact;       /* "api.example.com" */
+    hmap_t wild;        /* ".example.com", for "*.example.com" */
+};
+
+static uint64_t hash_str(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (uint8_t)p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static hslot_t *hmap_find(const hmap_t *m, const char *key, size_t len, uint64_t h)
+{
+    size_t mask, i;
+    if (m->cap == 0)
+        return NULL;
+    mask = m->cap - 1;
+    for (i = h & mask;; i = (i + 1) & mask) {
+        hslot_t *s = &m->slots[i];
+        if (!s->key)
+            return NULL;
+        if (s->hash == h && s->len == len && memcmp(s->key, key, len) == 0)
+            return s;
+    }
+}
+
+static void hmap_put_slot(hmap_t *m, hslot_t v)
+{
+    size_t mask = m->cap - 1, i;
+    for (i = v.hash & mask; m->slots[i].key; i = (i + 1) & mask)
+        ;
+    m->slots[i] = v;
+    m->n++;
+}
+
+static void hmap_grow(torii_router_t *r, hmap_t *m)
+{
+    hmap_t bigger = {NULL, m->cap ? m->cap * 2 : 16, 0};
+    bigger.slots = calloc(bigger.cap, sizeof *bigger.slots);
+    if (!bigger.slots)
+        abort();
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->slots[i].key)
+            hmap_put_slot(&bigger, m->slots[i]);
+    r->bytes += bigger.cap * sizeof *bigger.slots;
+    r->bytes -= m->cap * sizeof *m->slots;
+    free(m->slots);
+    *m = bigger;
+}
+
+static torii_rtree_t *hmap_tree(torii_router_t *r, hmap_t *m, const char *key, size_t len)
+{
+    uint64_t h = hash_str(key, len);
+    hslot_t *s = hmap_find(m, key, len, h), v;
+    if (s)
+        return s->tree;
+    if ((m->n + 1) * 10 > m->cap * 7)
+        hmap_grow(r, m);
+    v.key = malloc(len + 1);
+    if (!v.key)
+        abort();
+    memcpy(v.key, key, len);
+    v.key[len] = '\0';
+    v.len = len;
+    v.hash = h;
+    v.tree = torii_rtree_new(&r->bytes);
+    r->bytes += len + 1;
+    hmap_put_slot(m, v);
+    return v.tree;
+}
+
+/* Remove a slot and shift later members of its probe run back into the
+ * gap, so lookups never meet a hole inside a run. */
+static void hmap_delete(torii_router_t *r, hmap_t *m, hslot_t *s)
+{
+    size_t mask = m->cap - 1, i = (size_t)(s - m->slots), j = i;
+    r->bytes -= s->len + 1;
+    free(s->key);
+    torii_rtree_free(s->tree);
+    m->slots[i].key = NULL;
+    m->n--;
+    for (;;) {
+        size_t home;
+        j = (j + 1) & mask;
+        if (!m->slots[j].key)
+            return;
+        home = m->slots[j].hash & mask;
+        /* Can slot j's member move to i? Only if i lies on its way from home. */
+        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+            m->slots[i] = m->slots[j];
+            m->slots[j].key = NULL;
+            i = j;
+        }
+    }
+}
+
+static void hmap_free(hmap_t *m)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->slots[i].key) {
+            free(m->slots[i].key);
+            torii_rtree_free(m->slots[i].tree);
+        }
+    }
+    free(m->slots);
+}
+
+torii_router_t *torii_router_new(void)
+{
+    torii_router_t *r = calloc(1, sizeof *r);
+    if (!r)
+        abort();
+    r->bytes = sizeof *r;
+    r->any = torii_rtree_new(&r->bytes);
+    return r;
+}
+
+void torii_router_free(torii_router_t *r)
+{
+    if (!r)
+        return;
+    torii_rtree_free(r->any);
+    hmap_free(&r->exact);
+    hmap_free(&r->wild);
+    free(r);
+}
+
+size_t torii_router_memory(const torii_router_t *r)
+{
+    return r->bytes;
+}
+
+/* The tree for a host pattern, made on demand. */
+static torii_rtree_t *host_tree(torii_router_t *r, const char *host)
+{
+    if (host[0] == '*' && host[1] == '.')
+        return hmap_tree(r, &r->wild, host + 1, strlen(host + 1));
+    return hmap_tree(r, &r->exact, host, strlen(host));
+}
+
+/* Parse uri k of a route; buf holds strlen(uri) + 1 bytes. */
+static bool parse_uri(const torii_route_conf_t *route, uint32_t k, char *buf, torii_pattern_t *p, char *err,
+                      size_t errlen)
+{
+    const char *why;
+    if (torii_pattern_parse(route->uris[k], buf, p, &why) != 0) {
+        snprintf(err, errlen, "route %s: uri \"%s\": %s", route->id ? route->id : "?", route->uris[k], why);
+        return false;
+    }
+    return true;
+}
+
+bool torii_router_add(torii_router_t *r, const torii_route_conf_t *route, char *err, size_t errlen)
+{
+    for (uint32_t k = 0; k < route->nuris; k++) {
+        char small[256], *buf = small;
+        size_t len = strlen(route->uris[k]);
+        torii_pattern_t p;
+        torii_rentry_t e = {route, k, route->priority, route->order};
+        if (len >= sizeof small && !(buf = malloc(len + 1)))
+            abort();
+        if (!parse_uri(route, k, buf, &p, err, errlen)) {
+            if (buf != small)
+                free(buf);
+            for (uint32_t j = 0; j < k; j++) /* all or nothing */
+                torii_router_remove(r, route);
+            return false;
+        }
+        if (route->nhosts == 0)
+            torii_rtree_insert(r->any, &p, &e);
+        for (uint32_t h = 0; h < route->nhosts; h++)
+            torii_rtree_insert(host_tree(r, route->hosts[h]), &p, &e);
+        if (buf != small)
+            free(buf);
+    }
+    return true;
+}
+
+void torii_router_remove(torii_router_t *r, const torii_route_conf_t *route)
+{
+    for (uint32_t k = 0; k < route->nuris; k++) {
+        char small[256], *buf = small, err[8];
+        size_t len = strlen(route->uris[k]);
+        torii_pattern_t p;
+        if (len >= sizeof small && !(buf = malloc(len + 1)))
+            abort();
+        if (parse_uri(route, k, buf, &p, err, sizeof err)) {
+            if (route->nhosts == 0)
+                torii_rtree_remove(r->any, &p, route);
+            for (uint32_t h = 0; h < route->nhosts; h++) {
+                const char *host = route->hosts[h];
+                hmap_t *m = host[0] == '*' && host[1] == '.' ? &r->wild : &r->exact;
+                const char *key = m == &r->wild ? host + 1 : host;
+                size_t klen = strlen(key);
+                hslot_t *s = hmap_find(m, key, klen, hash_str(key, klen));
+                if (!s)
+                    continue;
+                torii_rtree_remove(s->tree, &p, route);
+                if (torii_rtree_empty(s->tree))
+                    hmap_delete(r, m, s);
+            }
+        }
+        if (buf != small)
+            free(buf);
+    }
+}
+
+torii_router_t *torii_router_build(const torii_config_t *conf)
+{
+    torii_router_t *r = torii_router_new();
+    char err[256];
+    for (uint32_t i = 0; i < conf->nroutes; i++) {
+        if (!torii_router_add(r, &conf->routes[i], err, sizeof err)) {
+            fprintf(stderr, "torii: %s\n", err); /* the config check let a bad pattern through */
+            abort();
+        }
+    }
+    return r;
+}
+
+/* ---- matching ---- */
+
+static bool candidate_ok(const torii_rentry_t *e, void *ud)
+{
+    const torii_route_req_t *q = ud;
+    const torii_route_conf_t *r = e->route;
+    if (r->methods && !(r->methods & (1u << q->method)))
+        return false;
+    if (r->nremote_addrs && !(q->x.client && torii_cidr_list_match(r->remote_addrs, r->nremote_addrs, q->x.client)))
+        return false;
+    if (r->vars && !torii_expr_eval(r->vars, &q->x))
+        return false;
+    return true;
+}
+
+static void consider(const torii_rtree_t *t, const torii_route_req_t *q, torii_rhit_t *best, bool *found)
+{
+    torii_rhit_t hit;
+    if (torii_rtree_lookup(t, q->x.uri, candidate_ok, (void *)q, &hit) && (!*found || torii_rhit_better(&hit, best))) {
+        *best = hit;
+        *found = true;
+    }
+}
+
+static bool name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Names come from the winning pattern, values from the path. */
+static void fill_params(const torii_rhit_t *hit, torii_str_t path, torii_route_match_t *m)
+{
+    const char *pat = hit->entry->route->uris[hit->entry->uri];
+    uint32_t k = 0;
+    m->nparams = 0;
+    for (size_t i = 1; pat[i]; i++) {
+        if (pat[i] == '*') {
+            if (pat[i + 1] && hit->rank.cls == 1)
+                m->params[m->nparams++] =
+                    (torii_route_param_t){torii_str(pat + i + 1, strlen(pat + i + 1)),
+                                          torii_str(path.p + hit->consumed, path.n - hit->consumed)};
+            break;
+        }
+        if (pat[i] == ':' && pat[i - 1] == '/' && k < hit->nparams) {
+            size_t j = i + 1;
+            while (name_char(pat[j]))
+                j++;
+            m->params[m->nparams++] =
+                (torii_route_param_t){torii_str(pat + i + 1, j - i - 1),
+                                      torii_str(path.p + hit->param[k][0], hit->param[k][1] - hit->param[k][0])};
+            k++;
+            i = j - 1;
+        }
+    }
+}
+
+bool torii_router_match(const torii_router_t *r, const torii_route_req_t *req, torii_route_match_t *m)
+{
+    torii_rhit_t best;
+    bool found = false;
+    torii_str_t host = req->x.host;
+    if (host.n > 0 && r->exact.n > 0) {
+        hslot_t *s = hmap_find(&r->exact, host.p, host.n, hash_str(host.p, host.n));
+        if (s)
+            consider(s->tree, req, &best, &found);
+    }
+    if (r->wild.n > 0) {
+        /* Every suffix starting at a dot, with at least one label before it. */
+        for (size_t i = 1; i < host.n; i++) {
+            if (host.p[i] == '.') {
+                hslot_t *s = hmap_find(&r->wild, host.p + i, host.n - i, hash_str(host.p + i, host.n - i));
+                if (s)
+                    consider(s->tree, req, &best, &found);
+            }
+        }
+    }
+    consider(r->any, req, &best, &found);
+    if (!found)
+        return false;
+    m->route = best.entry->route;
+    fill_params(&best, req->x.uri, m);
+    return true;
+}
