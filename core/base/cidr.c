@@ -52,9 +52,19 @@ bool torii_cidr_parse(const char *s, size_t n, torii_cidr_t *out)
     return true;
 }
 
+static bool v4_mapped(const uint8_t a[16])
+{
+    static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return memcmp(a, prefix, sizeof prefix) == 0;
+}
+
 bool torii_cidr_match(const torii_cidr_t *c, const uint8_t addr[16])
 {
     unsigned full = c->bits / 8, rest = c->bits % 8;
+    /* IPv4 addresses live in ::ffff:0:0/96, so a wider IPv6 block such as
+     * ::/0 would cover every IPv4 client; an IPv6 block means IPv6 only. */
+    if (c->bits < 96 && v4_mapped(addr))
+        return false;
     if (memcmp(c->addr, addr, full) != 0)
         return false;
     if (rest == 0)

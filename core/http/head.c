@@ -194,10 +194,23 @@ static int split_target(torii_http_head_t *h, int *status, const char **reason)
             return fail(status, reason, 400, "invalid request target scheme");
         {
             const char *auth = t.p + u.field_data[UF_SCHEMA].len + 3; /* after "://" */
-            slash = memchr(auth, '/', (size_t)(t.p + t.n - auth));
-            h->authority = torii_str(auth, (size_t)((slash ? slash : t.p + t.n) - auth));
-            if (h->authority.n == 0 || memchr(auth, '@', h->authority.n) || memchr(auth, '?', h->authority.n))
+            const char *end = t.p + t.n;
+            slash = auth;
+            while (slash < end && *slash != '/' && *slash != '?')
+                slash++;
+            h->authority = torii_str(auth, (size_t)(slash - auth));
+            if (h->authority.n == 0 || memchr(auth, '@', h->authority.n))
                 return fail(status, reason, 400, "invalid authority in request target");
+            if (slash < end && *slash == '?') {
+                /* "http://host?q": the path is "/" (a static slice); the
+                 * origin form sent upstream gets its '/' back in forward.c. */
+                h->origin = torii_str(slash, (size_t)(end - slash));
+                h->path = torii_str("/", 1);
+                h->query = torii_str(slash + 1, (size_t)(end - slash - 1));
+                return TORII_OK;
+            }
+            if (slash == end)
+                slash = NULL;
         }
         /* "http://host" alone means the path "/" (a static slice). */
         t = slash ? torii_str(slash, (size_t)(t.p + t.n - slash)) : torii_str("/", 1);

@@ -140,6 +140,10 @@ static bool route_request(torii_client_t *c)
                            : h->f.host >= 0 ? torii_str_trim(h->headers[h->f.host].value)
                                             : torii_str(NULL, 0);
     torii_route_req_t q;
+    if (h->path.n == 1 && h->path.p[0] == '*') { /* OPTIONS *: valid, but no route is for it */
+        torii_client_error(c, 404, "no route matches the request");
+        return false;
+    }
     if (!normal_path(r, &why)) {
         torii_log_info("client %s: %s, request_id: %s", c->ip, why, r->id);
         torii_client_error(c, 400, why);

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hash.h"
 #include "router/radix.h"
 
 typedef struct {
@@ -11,8 +12,10 @@ typedef struct {
 
 typedef struct rnode_s rnode_t;
 
+/* One allocation per node: the header, the label, then the first byte of
+ * each child (sorted) and, 8-byte aligned, the child pointers, so a step
+ * down the tree touches one block of memory, not three. */
 struct rnode_s {
-    rnode_t **kids;  /* capkids child pointers, then capkids first bytes */
     rnode_t *param;  /* ":" — the next segment, whatever it holds */
     elist_t *full;   /* shapes ending here */
     elist_t *prefix; /* shapes ending here, then '*' */
@@ -21,12 +24,41 @@ struct rnode_s {
     char label[];
 };
 
+/* Exact shapes (no parameter, no '*') skip the tree: they always rank
+ * first, so one hash lookup settles them before any walk. */
+typedef struct {
+    uint64_t hash;
+    char *key; /* NULL: free slot */
+    uint32_t len;
+    elist_t *list;
+} xslot_t;
+
 struct torii_rtree_s {
     rnode_t *root;
     size_t *bytes;
+    xslot_t *xs; /* exact shapes, open addressing */
+    uint32_t xcap, xn;
 };
 
-#define KEYS(nd) ((uint8_t *)((nd)->kids + (nd)->capkids))
+static size_t kids_offset(uint32_t len, uint16_t cap)
+{
+    return (sizeof(rnode_t) + len + cap + 7) & ~(size_t)7;
+}
+
+static size_t node_bytes(uint32_t len, uint16_t cap)
+{
+    return kids_offset(len, cap) + cap * sizeof(rnode_t *);
+}
+
+static inline uint8_t *KEYS(const rnode_t *nd)
+{
+    return (uint8_t *)nd->label + nd->len;
+}
+
+static inline rnode_t **KIDS(const rnode_t *nd)
+{
+    return (rnode_t **)((char *)nd + kids_offset(nd->len, nd->capkids));
+}
 
 /* ---- allocation, counted into the router's total ---- */
 
@@ -51,19 +83,11 @@ static size_t elist_size(uint32_t n)
 {
     return sizeof(elist_t) + n * sizeof(torii_rentry_t);
 }
-static size_t kids_size(uint16_t cap)
+static rnode_t *node_new(torii_rtree_t *t, const char *label, size_t len, uint16_t cap)
 {
-    return cap * (sizeof(rnode_t *) + 1);
-}
-static size_t node_size(const rnode_t *nd)
-{
-    return sizeof(rnode_t) + nd->len;
-}
-
-static rnode_t *node_new(torii_rtree_t *t, const char *label, size_t len)
-{
-    rnode_t *nd = talloc(t, sizeof(rnode_t) + len);
+    rnode_t *nd = talloc(t, node_bytes((uint32_t)len, cap));
     nd->len = (uint32_t)len;
+    nd->capkids = cap;
     memcpy(nd->label, label, len);
     return nd;
 }
@@ -74,15 +98,31 @@ static void node_free(torii_rtree_t *t, rnode_t *nd)
         tfree(t, nd->full, elist_size(nd->full->n));
     if (nd->prefix)
         tfree(t, nd->prefix, elist_size(nd->prefix->n));
-    if (nd->kids)
-        tfree(t, nd->kids, kids_size(nd->capkids));
-    tfree(t, nd, node_size(nd));
+    tfree(t, nd, node_bytes(nd->len, nd->capkids));
+}
+
+/* Copy *slot into a node with room for cap children (its parent's pointer,
+ * *slot, is the only pointer to it, so moving it is safe). */
+static rnode_t *node_resize(torii_rtree_t *t, rnode_t **slot, uint16_t cap)
+{
+    rnode_t *old = *slot, *nd = node_new(t, old->label, old->len, cap);
+    nd->param = old->param;
+    nd->full = old->full;
+    nd->prefix = old->prefix;
+    nd->nkids = old->nkids;
+    if (old->nkids) {
+        memcpy(KEYS(nd), KEYS(old), old->nkids);
+        memcpy(KIDS(nd), KIDS(old), old->nkids * sizeof(rnode_t *));
+    }
+    tfree(t, old, node_bytes(old->len, old->capkids));
+    *slot = nd;
+    return nd;
 }
 
 static void free_subtree(torii_rtree_t *t, rnode_t *nd)
 {
     for (uint16_t i = 0; i < nd->nkids; i++)
-        free_subtree(t, nd->kids[i]);
+        free_subtree(t, KIDS(nd)[i]);
     if (nd->param)
         free_subtree(t, nd->param);
     node_free(t, nd);
@@ -95,7 +135,7 @@ torii_rtree_t *torii_rtree_new(size_t *bytes)
         abort();
     t->bytes = bytes;
     *bytes += sizeof *t;
-    t->root = node_new(t, "", 0);
+    t->root = node_new(t, "", 0, 0);
     return t;
 }
 
@@ -103,6 +143,13 @@ void torii_rtree_free(torii_rtree_t *t)
 {
     if (!t)
         return;
+    for (uint32_t i = 0; i < t->xcap; i++) {
+        if (t->xs[i].key) {
+            tfree(t, t->xs[i].key, t->xs[i].len + 1);
+            tfree(t, t->xs[i].list, elist_size(t->xs[i].list->n));
+        }
+    }
+    tfree(t, t->xs, t->xcap * sizeof *t->xs);
     free_subtree(t, t->root);
     *t->bytes -= sizeof *t;
     free(t);
@@ -111,7 +158,102 @@ void torii_rtree_free(torii_rtree_t *t)
 bool torii_rtree_empty(const torii_rtree_t *t)
 {
     const rnode_t *r = t->root;
-    return r->nkids == 0 && !r->param && !r->full && !r->prefix;
+    return r->nkids == 0 && !r->param && !r->full && !r->prefix && t->xn == 0;
+}
+
+/* ---- exact shapes ---- */
+
+static void elist_add(torii_rtree_t *t, elist_t **lp, const torii_rentry_t *e);
+static void elist_remove(torii_rtree_t *t, elist_t **lp, const torii_route_conf_t *route);
+
+static xslot_t *x_find(const torii_rtree_t *t, const char *p, size_t n, uint64_t h)
+{
+    uint32_t mask = t->xcap - 1;
+    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+        xslot_t *x = &t->xs[i];
+        if (!x->key || (x->hash == h && x->len == n && memcmp(x->key, p, n) == 0))
+            return x;
+    }
+}
+
+static void x_grow(torii_rtree_t *t)
+{
+    xslot_t *old = t->xs;
+    uint32_t oldcap = t->xcap;
+    t->xcap = oldcap ? oldcap * 2 : 8;
+    t->xs = talloc(t, t->xcap * sizeof *t->xs);
+    for (uint32_t i = 0; i < oldcap; i++)
+        if (old[i].key)
+            *x_find(t, old[i].key, old[i].len, old[i].hash) = old[i];
+    tfree(t, old, oldcap * sizeof *old);
+}
+
+static void x_insert(torii_rtree_t *t, const torii_pattern_t *p, const torii_rentry_t *e)
+{
+    uint64_t h = torii_hash(p->shape, p->shape_len);
+    xslot_t *x;
+    if ((t->xn + 1) * 4 > t->xcap * 3)
+        x_grow(t);
+    x = x_find(t, p->shape, p->shape_len, h);
+    if (!x->key) {
+        x->key = talloc(t, p->shape_len + 1);
+        memcpy(x->key, p->shape, p->shape_len);
+        x->len = (uint32_t)p->shape_len;
+        x->hash = h;
+        t->xn++;
+    }
+    elist_add(t, &x->list, e);
+}
+
+static void x_remove(torii_rtree_t *t, const torii_pattern_t *p, const torii_route_conf_t *route)
+{
+    uint32_t mask = t->xcap - 1, i, j;
+    xslot_t *x;
+    if (t->xn == 0)
+        return;
+    x = x_find(t, p->shape, p->shape_len, torii_hash(p->shape, p->shape_len));
+    if (!x->key)
+        return;
+    elist_remove(t, &x->list, route);
+    if (x->list)
+        return;
+    tfree(t, x->key, x->len + 1);
+    x->key = NULL;
+    if (--t->xn == 0) { /* the last one: give the table back */
+        tfree(t, t->xs, t->xcap * sizeof *t->xs);
+        t->xs = NULL;
+        t->xcap = 0;
+        return;
+    }
+    /* Shift the rest of the probe run back over the hole. */
+    i = (uint32_t)(x - t->xs);
+    for (j = (i + 1) & mask; t->xs[j].key; j = (j + 1) & mask) {
+        uint32_t home = (uint32_t)t->xs[j].hash & mask;
+        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+            t->xs[i] = t->xs[j];
+            t->xs[j].key = NULL;
+            t->xs[j].list = NULL;
+            i = j;
+        }
+    }
+}
+
+/* The first accepted entry of the exact shape equal to the path. */
+static bool x_lookup(const torii_rtree_t *t, torii_str_t path, torii_raccept_fn accept, void *ud, torii_rhit_t *hit)
+{
+    const xslot_t *x = x_find(t, path.p, path.n, torii_hash(path.p, path.n));
+    if (!x->key)
+        return false;
+    for (uint32_t i = 0; i < x->list->n; i++) {
+        if (accept(&x->list->e[i], ud)) {
+            hit->entry = &x->list->e[i];
+            hit->rank = (torii_rrank_t){0, 0};
+            hit->consumed = (uint32_t)path.n;
+            hit->nparams = 0;
+            return true;
+        }
+    }
+    return false;
 }
 
 /* ---- children ---- */
@@ -134,58 +276,53 @@ static int kid_index(const rnode_t *nd, uint8_t c)
     return lo < nd->nkids && keys[lo] == c ? lo : -1;
 }
 
-static rnode_t **kid_add(torii_rtree_t *t, rnode_t *nd, rnode_t *kid)
+/* Add a child to *slot (which may move); returns the child's slot. */
+static rnode_t **kid_add(torii_rtree_t *t, rnode_t **slot, rnode_t *kid)
 {
+    rnode_t *nd = *slot;
     uint8_t c = (uint8_t)kid->label[0];
     int at = 0;
-    if (nd->nkids == nd->capkids) {
-        uint16_t cap = nd->capkids ? (uint16_t)(nd->capkids * 2 > 256 ? 256 : nd->capkids * 2) : 2;
-        rnode_t **kids = talloc(t, kids_size(cap));
-        if (nd->nkids) {
-            memcpy(kids, nd->kids, nd->nkids * sizeof *kids);
-            memcpy((uint8_t *)(kids + cap), KEYS(nd), nd->nkids);
-            tfree(t, nd->kids, kids_size(nd->capkids));
-        }
-        nd->kids = kids;
-        nd->capkids = cap;
-    }
+    if (nd->nkids == nd->capkids)
+        nd = node_resize(t, slot, (uint16_t)(nd->capkids ? (nd->capkids * 2 > 256 ? 256 : nd->capkids * 2) : 1));
     while (at < nd->nkids && KEYS(nd)[at] < c)
         at++;
-    memmove(nd->kids + at + 1, nd->kids + at, (nd->nkids - at) * sizeof *nd->kids);
+    memmove(KIDS(nd) + at + 1, KIDS(nd) + at, (nd->nkids - at) * sizeof(rnode_t *));
     memmove(KEYS(nd) + at + 1, KEYS(nd) + at, (size_t)(nd->nkids - at));
-    nd->kids[at] = kid;
+    KIDS(nd)[at] = kid;
     KEYS(nd)[at] = c;
     nd->nkids++;
-    return &nd->kids[at];
+    return &KIDS(nd)[at];
 }
 
-static void kid_remove(torii_rtree_t *t, rnode_t *nd, int at)
+static void kid_remove(torii_rtree_t *t, rnode_t **slot, int at)
 {
-    memmove(nd->kids + at, nd->kids + at + 1, (nd->nkids - at - 1) * sizeof *nd->kids);
+    rnode_t *nd = *slot;
+    memmove(KIDS(nd) + at, KIDS(nd) + at + 1, (nd->nkids - at - 1) * sizeof(rnode_t *));
     memmove(KEYS(nd) + at, KEYS(nd) + at + 1, (size_t)(nd->nkids - at - 1));
     nd->nkids--;
-    if (nd->nkids == 0) {
-        tfree(t, nd->kids, kids_size(nd->capkids));
-        nd->kids = NULL;
-        nd->capkids = 0;
-    }
+    if (nd->nkids == 0)
+        node_resize(t, slot, 0); /* a leaf again: give the child array back */
 }
 
 /* Split *slot after k label bytes: a new node holds the first k bytes and
- * has one child, the rest of the old node (copied, so sizes stay exact). */
+ * has one child, the rest of the old node. */
 static rnode_t *split(torii_rtree_t *t, rnode_t **slot, uint32_t k)
 {
     rnode_t *old = *slot;
-    rnode_t *upper = node_new(t, old->label, k);
-    rnode_t *lower = node_new(t, old->label + k, old->len - k);
-    lower->kids = old->kids;
+    rnode_t *upper = node_new(t, old->label, k, 1);
+    rnode_t *lower = node_new(t, old->label + k, old->len - k, old->capkids);
     lower->param = old->param;
     lower->full = old->full;
     lower->prefix = old->prefix;
     lower->nkids = old->nkids;
-    lower->capkids = old->capkids;
-    tfree(t, old, node_size(old));
-    kid_add(t, upper, lower);
+    if (old->nkids) {
+        memcpy(KEYS(lower), KEYS(old), old->nkids);
+        memcpy(KIDS(lower), KIDS(old), old->nkids * sizeof(rnode_t *));
+    }
+    tfree(t, old, node_bytes(old->len, old->capkids));
+    KEYS(upper)[0] = (uint8_t)lower->label[0];
+    KIDS(upper)[0] = lower;
+    upper->nkids = 1;
     *slot = upper;
     return upper;
 }
@@ -252,6 +389,10 @@ void torii_rtree_insert(torii_rtree_t *t, const torii_pattern_t *p, const torii_
     rnode_t **slot = &t->root;
     const char *s = p->shape;
     size_t n = p->shape_len, i = 0;
+    if (p->kind == TORII_PAT_EXACT) {
+        x_insert(t, p, e);
+        return;
+    }
     for (;;) {
         rnode_t *nd = *slot;
         uint32_t k = 0;
@@ -267,19 +408,19 @@ void torii_rtree_insert(torii_rtree_t *t, const torii_pattern_t *p, const torii_
         }
         if (param_at(s, i)) {
             if (!nd->param)
-                nd->param = node_new(t, "", 0);
+                nd->param = node_new(t, "", 0, 0);
             slot = &nd->param;
             i++;
             continue;
         }
         at = kid_index(nd, (uint8_t)s[i]);
         if (at >= 0) {
-            slot = &nd->kids[at];
+            slot = &KIDS(nd)[at];
         } else {
             size_t j = i + 1;
             while (j < n && !param_at(s, j))
                 j++;
-            slot = kid_add(t, nd, node_new(t, s + i, j - i));
+            slot = kid_add(t, slot, node_new(t, s + i, j - i, 0));
         }
     }
 }
@@ -291,46 +432,55 @@ static bool node_unused(const rnode_t *nd)
 
 void torii_rtree_remove(torii_rtree_t *t, const torii_pattern_t *p, const torii_route_conf_t *route)
 {
-    /* The way down, to prune nodes left empty on the way back up. */
+    /* The way down (the slot holding each node, and its index in its
+     * parent), to prune nodes left empty on the way back up. */
     struct {
-        rnode_t *parent;
-        int kid; /* index in parent's kids, or -1 for its param child */
+        rnode_t **slot;
+        int kid; /* index in the parent's children, or -1 for its param child */
     } way[512];
     size_t depth = 0;
-    rnode_t *nd = t->root;
+    rnode_t *nd;
     const char *s = p->shape;
     size_t n = p->shape_len, i = 0;
+    if (p->kind == TORII_PAT_EXACT) {
+        x_remove(t, p, route);
+        return;
+    }
+    way[0].slot = &t->root;
+    way[0].kid = -1;
     for (;;) {
-        rnode_t *next;
+        rnode_t **next;
         int at = -1;
+        nd = *way[depth].slot;
         if (nd->len > n - i || memcmp(nd->label, s + i, nd->len) != 0)
             return; /* not in the tree */
         i += nd->len;
         if (i == n)
             break;
         if (param_at(s, i)) {
-            next = nd->param;
+            next = nd->param ? &nd->param : NULL;
             i++;
         } else {
             at = kid_index(nd, (uint8_t)s[i]);
-            next = at >= 0 ? nd->kids[at] : NULL;
+            next = at >= 0 ? &KIDS(nd)[at] : NULL;
         }
-        if (!next || depth == sizeof way / sizeof way[0])
+        if (!next || depth + 1 == sizeof way / sizeof way[0])
             return;
-        way[depth].parent = nd;
-        way[depth].kid = at;
         depth++;
-        nd = next;
+        way[depth].slot = next;
+        way[depth].kid = at;
     }
     elist_remove(t, p->kind == TORII_PAT_PREFIX ? &nd->prefix : &nd->full, route);
     while (depth > 0 && node_unused(nd)) {
-        rnode_t *parent = way[--depth].parent;
-        if (way[depth].kid < 0)
-            parent->param = NULL;
-        else
-            kid_remove(t, parent, way[depth].kid);
+        rnode_t **parent_slot = way[depth - 1].slot;
+        int kid = way[depth].kid;
         node_free(t, nd);
-        nd = parent;
+        if (kid < 0)
+            (*parent_slot)->param = NULL;
+        else
+            kid_remove(t, parent_slot, kid);
+        depth--;
+        nd = *parent_slot;
     }
 }
 
@@ -412,7 +562,7 @@ static bool walk(walk_t *w, const rnode_t *nd, size_t pos)
     }
     at = kid_index(nd, (uint8_t)w->p[pos]);
     if (at >= 0) {
-        const rnode_t *kid = nd->kids[at];
+        const rnode_t *kid = KIDS(nd)[at];
         if (kid->len <= w->n - pos && memcmp(kid->label, w->p + pos, kid->len) == 0 && walk(w, kid, pos + kid->len))
             return true;
     }
@@ -484,6 +634,8 @@ bool torii_rtree_lookup(const torii_rtree_t *t, torii_str_t path, torii_raccept_
     walk_t w;
     bool found;
     const rnode_t *root = t->root;
+    if (t->xn > 0 && x_lookup(t, path, accept, ud, hit))
+        return true;
     w.p = path.p;
     w.n = path.n;
     w.accept = accept;

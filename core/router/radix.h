@@ -23,6 +23,7 @@ typedef struct {
     uint32_t uri; /* index into route->uris */
     int32_t priority;
     uint32_t order;
+    bool captures; /* the pattern has parameters or a named '*' */
 } torii_rentry_t;
 
 typedef struct torii_rtree_s torii_rtree_t;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/cidr.h"
+#include "base/hash.h"
 #include "router/radix.h"
 #include "router/router.h"
 
@@ -22,19 +23,17 @@ typedef struct {
 
 struct torii_router_s {
     size_t bytes;
-    torii_rtree_t *any; /* routes without hosts */
-    hmap_t exact;       /* "api.example.com" */
-    hmap_t wild;        /* ".example.com", for "*.example.com" */
+    torii_rtree_t *any;    /* routes without hosts */
+    hmap_t exact;          /* "api.example.com" */
+    hmap_t wild;           /* ".example.com", for "*.example.com" */
+    uint64_t wild_lens[4]; /* bit n: some wildcard suffix is n bytes long (n < 256) */
 };
 
-static uint64_t hash_str(const char *p, size_t n)
+/* The exact-host map hashes whole keys; the wildcard map hashes from the
+ * right, so that matching walks a host once for all its suffixes. */
+static uint64_t key_hash(const torii_router_t *r, const hmap_t *m, const char *p, size_t n)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (uint8_t)p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
+    return m == &r->wild ? torii_hash_rev(p, n) : torii_hash(p, n);
 }
 
 static hslot_t *hmap_find(const hmap_t *m, const char *key, size_t len, uint64_t h)
@@ -78,7 +77,7 @@ static void hmap_grow(torii_router_t *r, hmap_t *m)
 
 static torii_rtree_t *hmap_tree(torii_router_t *r, hmap_t *m, const char *key, size_t len)
 {
-    uint64_t h = hash_str(key, len);
+    uint64_t h = key_hash(r, m, key, len);
     hslot_t *s = hmap_find(m, key, len, h), v;
     if (s)
         return s->tree;
@@ -161,8 +160,12 @@ size_t torii_router_memory(const torii_router_t *r)
 /* The tree for a host pattern, made on demand. */
 static torii_rtree_t *host_tree(torii_router_t *r, const char *host)
 {
-    if (host[0] == '*' && host[1] == '.')
-        return hmap_tree(r, &r->wild, host + 1, strlen(host + 1));
+    if (host[0] == '*' && host[1] == '.') {
+        size_t n = strlen(host + 1);
+        if (n < 256)
+            r->wild_lens[n / 64] |= 1ull << (n % 64); /* kept after removals: only a hint */
+        return hmap_tree(r, &r->wild, host + 1, n);
+    }
     return hmap_tree(r, &r->exact, host, strlen(host));
 }
 
@@ -184,7 +187,7 @@ bool torii_router_add(torii_router_t *r, const torii_route_conf_t *route, char *
         char small[256], *buf = small;
         size_t len = strlen(route->uris[k]);
         torii_pattern_t p;
-        torii_rentry_t e = {route, k, route->priority, route->order};
+        torii_rentry_t e = {route, k, route->priority, route->order, false};
         if (len >= sizeof small && !(buf = malloc(len + 1)))
             abort();
         if (!parse_uri(route, k, buf, &p, err, errlen)) {
@@ -194,6 +197,7 @@ bool torii_router_add(torii_router_t *r, const torii_route_conf_t *route, char *
                 torii_router_remove(r, route);
             return false;
         }
+        e.captures = p.nparams > 0 || p.catchall.n > 0;
         if (route->nhosts == 0)
             torii_rtree_insert(r->any, &p, &e);
         for (uint32_t h = 0; h < route->nhosts; h++)
@@ -220,7 +224,7 @@ void torii_router_remove(torii_router_t *r, const torii_route_conf_t *route)
                 hmap_t *m = host[0] == '*' && host[1] == '.' ? &r->wild : &r->exact;
                 const char *key = m == &r->wild ? host + 1 : host;
                 size_t klen = strlen(key);
-                hslot_t *s = hmap_find(m, key, klen, hash_str(key, klen));
+                hslot_t *s = hmap_find(m, key, klen, key_hash(r, m, key, klen));
                 if (!s)
                     continue;
                 torii_rtree_remove(s->tree, &p, route);
@@ -278,9 +282,12 @@ static bool name_char(char c)
 /* Names come from the winning pattern, values from the path. */
 static void fill_params(const torii_rhit_t *hit, torii_str_t path, torii_route_match_t *m)
 {
-    const char *pat = hit->entry->route->uris[hit->entry->uri];
+    const char *pat;
     uint32_t k = 0;
     m->nparams = 0;
+    if (!hit->entry->captures)
+        return; /* most routes: nothing to read in the pattern */
+    pat = hit->entry->route->uris[hit->entry->uri];
     for (size_t i = 1; pat[i]; i++) {
         if (pat[i] == '*') {
             if (pat[i + 1] && hit->rank.cls == 1)
@@ -308,15 +315,18 @@ bool torii_router_match(const torii_router_t *r, const torii_route_req_t *req, t
     bool found = false;
     torii_str_t host = req->x.host;
     if (host.n > 0 && r->exact.n > 0) {
-        hslot_t *s = hmap_find(&r->exact, host.p, host.n, hash_str(host.p, host.n));
+        hslot_t *s = hmap_find(&r->exact, host.p, host.n, torii_hash(host.p, host.n));
         if (s)
             consider(s->tree, req, &best, &found);
     }
-    if (r->wild.n > 0) {
-        /* Every suffix starting at a dot, with at least one label before it. */
-        for (size_t i = 1; i < host.n; i++) {
-            if (host.p[i] == '.') {
-                hslot_t *s = hmap_find(&r->wild, host.p + i, host.n - i, hash_str(host.p + i, host.n - i));
+    if (r->wild.n > 0 && host.n > 0) {
+        /* Every suffix starting at a dot, with at least one label before
+         * it, and only lengths some wildcard has. */
+        uint64_t h = TORII_HASH_REV_SEED;
+        for (size_t i = host.n - 1; i > 0; i--) {
+            h = torii_hash_rev_step(h, host.p[i]);
+            if (host.p[i] == '.' && host.n - i < 256 && (r->wild_lens[(host.n - i) / 64] >> ((host.n - i) % 64) & 1)) {
+                hslot_t *s = hmap_find(&r->wild, host.p + i, host.n - i, h);
                 if (s)
                     consider(s->tree, req, &best, &found);
             }

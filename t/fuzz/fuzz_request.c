@@ -34,7 +34,10 @@ static void check_head(const torii_http_head_t *h, const char *buf, size_t len)
     check_slice(h->query, buf, len);
     check_slice(h->authority, buf, len);
     check_slice(h->origin, buf, len);
-    assert(h->origin.n > 0 && (h->origin.p[0] == '/' || h->origin.p[0] == '*'));
+    /* '?': an absolute-form target with an empty path ("http://a?q"), sent
+     * upstream as "/?q" */
+    assert(h->origin.n > 0 && (h->origin.p[0] == '/' || h->origin.p[0] == '*' || h->origin.p[0] == '?'));
+    assert(h->path.n > 0 && (h->path.p[0] == '/' || h->path.p[0] == '*'));
     assert(h->nheaders <= h->max_headers);
     for (uint32_t i = 0; i < h->nheaders; i++) {
         check_slice(h->headers[i].name, buf, len);

@@ -57,6 +57,14 @@ TEST(cidrs)
     CHECK(torii_ip_parse("192.168.1.8", 11, a) && !torii_cidr_match(&c, a));
     CHECK(torii_cidr_parse("127.0.0.1", 9, &c));
     CHECK(torii_ip_parse("127.0.0.1", 9, a) && torii_cidr_match(&c, a));
+    /* An IPv6 block wider than ::ffff:0:0/96 holds no IPv4 client. */
+    CHECK(torii_cidr_parse("::/0", 4, &c));
+    CHECK(torii_ip_parse("10.1.2.3", 8, a) && !torii_cidr_match(&c, a));
+    CHECK(torii_ip_parse("::1", 3, a) && torii_cidr_match(&c, a));
+    CHECK(torii_cidr_parse("::ffff:0:0/96", 13, &c));
+    CHECK(torii_ip_parse("10.1.2.3", 8, a) && torii_cidr_match(&c, a));
+    CHECK(torii_cidr_parse("0.0.0.0/0", 9, &c));
+    CHECK(torii_ip_parse("::1", 3, a) && !torii_cidr_match(&c, a));
     CHECK(torii_cidr_parse("2001:db8::/32", 13, &c));
     CHECK(torii_ip_parse("2001:db8:1::5", 13, a) && torii_cidr_match(&c, a));
     CHECK(torii_ip_parse("2001:db9::5", 11, a) && !torii_cidr_match(&c, a));

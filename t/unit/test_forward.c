@@ -104,6 +104,9 @@ TEST(host_fallbacks)
     /* found by the fuzzer: an absolute-form target without a path */
     CHECK_STR(forward("GET http://a HTTP/1.1\r\nHost: b\r\n\r\n", false, false),
               "GET / HTTP/1.1\r\nHost: a\r\n" FWD_UNTRUSTED "X-Forwarded-Host: a\r\n\r\n");
+    /* an empty path before a query is "/" (RFC 3986 6.2.3) */
+    CHECK_STR(forward("GET http://a?x=1 HTTP/1.1\r\nHost: b\r\n\r\n", false, false),
+              "GET /?x=1 HTTP/1.1\r\nHost: a\r\n" FWD_UNTRUSTED "X-Forwarded-Host: a\r\n\r\n");
 }
 
 TEST(upgrade_kept)
