@@ -10,12 +10,12 @@ DEPS := gcc make pkg-config libev-dev libhttp-parser-dev libyaml-dev libssl-dev 
         clang libclang-rt-14-dev clang-format libpcre2-dev
 BENCH_DEPS := nginx haproxy wrk
 
-CPPFLAGS := -Icore -D_GNU_SOURCE -MMD -MP
+CPPFLAGS := -Icore -I/usr/include/luajit-2.1 -D_GNU_SOURCE -MMD -MP
 CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror
 RELEASE_CFLAGS := $(CFLAGS_BASE) -O2 -g
 ASAN_CFLAGS := $(CFLAGS_BASE) -O1 -g -fno-omit-frame-pointer \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined
-LDLIBS := -lev -lhttp_parser -lyaml -lpcre2-8 -lm
+LDLIBS := -lev -lhttp_parser -lyaml -lpcre2-8 -lluajit-5.1 -lm
 
 SRC := $(shell find core -name '*.c' | sort)
 LIB_SRC := $(filter-out core/main.c,$(SRC))
@@ -106,7 +106,7 @@ FUZZ_CORE := $(LIB_SRC)
 $(BUILD)/fuzz/%: t/fuzz/%.c $(FUZZ_CORE) $(wildcard core/*/*.h)
 	@mkdir -p $(dir $@)
 	@echo "FUZZ $@"
-	@clang -std=c11 -D_GNU_SOURCE -Icore -It -g -O1 -fsanitize=fuzzer,address,undefined \
+	@clang -std=c11 -D_GNU_SOURCE -Icore -I/usr/include/luajit-2.1 -It -g -O1 -fsanitize=fuzzer,address,undefined \
 	  -fno-sanitize-recover=undefined -o $@ $(filter %.c,$^) $(LDLIBS)
 $(BUILD)/fuzz/fuzz_router: t/support/router_ref.c t/support/router_ref.h
 

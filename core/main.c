@@ -16,6 +16,7 @@
 #include "base/common.h"
 #include "base/log.h"
 #include "config/config.h"
+#include "lua/vm.h"
 #include "process/master.h"
 #include "process/pidfile.h"
 
@@ -149,6 +150,19 @@ int main(int argc, char **argv)
         if (o.test)
             fprintf(stderr, "torii: configuration file %s test failed\n", o.conf);
         return 1;
+    }
+    {
+        /* Plugins and their configurations are checked by loading them
+         * once, as every worker will. */
+        torii_vm_t *vm = torii_vm_new(conf, err, sizeof err);
+        if (!vm) {
+            fprintf(stderr, "torii: %s\n", err);
+            if (o.test)
+                fprintf(stderr, "torii: configuration file %s test failed\n", o.conf);
+            torii_config_free(conf);
+            return 1;
+        }
+        torii_vm_free(vm);
     }
     if (o.test) {
         printf("torii: configuration file %s test is successful\n", o.conf);

@@ -118,6 +118,63 @@ static bool dec_trusted(torii_dctx_t *c, const torii_cnode_t *n, void *dst, cons
     return true;
 }
 
+static bool one_plugin_dir(torii_dctx_t *c, const torii_cnode_t *n, size_t i, void *arg)
+{
+    ((char **)arg)[i] = torii_pstrndup(c->pool, n->text, n->len);
+    return true;
+}
+
+/* Directories of extra plugins; relative ones are made absolute against
+ * the main file's directory once it is known (torii_config_load). */
+static bool dec_plugin_dirs(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    torii_config_t *conf = ((torii_loader_t *)c->user)->conf;
+    size_t count;
+    (void)dst, (void)f;
+    conf->plugin_dirs = torii_palloc(c->pool, sizeof(char *) * list_len(n));
+    if (!each_string(c, n, one_plugin_dir, conf->plugin_dirs, &count))
+        return false;
+    conf->nplugin_dirs = (uint32_t)count;
+    return true;
+}
+
+/* [{id, plugins: {...}}, ...]: the shape is checked here, each plugin's
+ * configuration by the Lua runtime against the plugin's schema. */
+static bool dec_global_rules(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    torii_config_t *conf = ((torii_loader_t *)c->user)->conf;
+    (void)dst, (void)f;
+    if (!torii_dec_expect(c, n, TORII_CN_SEQ))
+        return false;
+    for (size_t i = 0; i < n->n; i++) {
+        const torii_cnode_t *rule = n->items[i];
+        size_t mark = torii_dctx_push_index(c, i);
+        if (!torii_dec_expect(c, rule, TORII_CN_MAP))
+            return false;
+        for (size_t k = 0; k < rule->n; k++) {
+            const char *key = rule->keys[k]->text;
+            size_t km = torii_dctx_push_key(c, key);
+            if (strcmp(key, "id") == 0) {
+                if (!torii_dec_expect(c, rule->items[k], TORII_CN_STR))
+                    return false;
+            } else if (strcmp(key, "plugins") == 0) {
+                if (!torii_dec_expect(c, rule->items[k], TORII_CN_MAP))
+                    return false;
+            } else if (strcmp(key, "desc") != 0) {
+                torii_dctx_pop(c, km);
+                return torii_dctx_fail(c, rule->keys[k], "unknown key \"%s\" (a global rule has id, plugins, desc)",
+                                       key);
+            }
+            torii_dctx_pop(c, km);
+        }
+        if (!torii_cnode_get(rule, "id") || !torii_cnode_get(rule, "plugins"))
+            return torii_dctx_fail(c, rule, "a global rule needs \"id\" and \"plugins\"");
+        torii_dctx_pop(c, mark);
+    }
+    conf->global_rules = n;
+    return true;
+}
+
 static bool one_include(torii_dctx_t *c, const torii_cnode_t *n, size_t i, void *arg)
 {
     ((char **)arg)[i] = torii_pstrndup(c->pool, n->text, n->len);
@@ -193,6 +250,8 @@ static const torii_field_t top_fields[] = {
     {"proxy", torii_dec_object, offsetof(torii_config_t, proxy), 0, 0, proxy_fields, false},
     {"include", dec_include, 0, 0, 0, NULL, false},
     {"routes", torii_dec_routes, 0, 0, 0, NULL, false},
+    {"plugin_dirs", dec_plugin_dirs, 0, 0, 0, NULL, false},
+    {"global_rules", dec_global_rules, 0, 0, 0, NULL, false},
     {0},
 };
 
@@ -287,6 +346,7 @@ static torii_config_t *load_tree(torii_pool_t *pool, const char *path, torii_cno
     torii_loader_t L = {.conf = conf};
     torii_dctx_t c = {.pool = pool, .err = err, .errlen = errlen, .user = &L};
     char *dircopy;
+    const char *dir;
     conf->pool = pool;
     conf->path = torii_pstrdup(pool, path);
     conf->prefix = torii_pstrdup(pool, prefix);
@@ -298,8 +358,11 @@ static torii_config_t *load_tree(torii_pool_t *pool, const char *path, torii_cno
     if (!torii_decode_object(&c, root, conf, top_fields))
         return NULL;
     dircopy = torii_pstrdup(pool, path);
-    if (!load_includes(&c, dirname(dircopy)) || !torii_routes_finish(&c, conf))
+    dir = dirname(dircopy);
+    if (!load_includes(&c, dir) || !torii_routes_finish(&c, conf))
         return NULL;
+    for (uint32_t i = 0; i < conf->nplugin_dirs; i++)
+        conf->plugin_dirs[i] = prefixed(pool, dir, conf->plugin_dirs[i]);
     conf->pid_file = prefixed(pool, prefix, conf->pid_file);
     conf->error_log = prefixed(pool, prefix, conf->error_log);
     conf->access_log = prefixed(pool, prefix, conf->access_log);

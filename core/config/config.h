@@ -43,9 +43,10 @@ typedef struct {
     uint32_t methods; /* bit (1 << torii_method_t) per method; 0 = any */
     torii_cidr_t *remote_addrs;
     uint32_t nremote_addrs;
-    struct torii_expr_s *vars; /* NULL = no conditions */
-    int32_t priority;          /* higher first, default 0 */
-    uint32_t order;            /* declaration order across all files */
+    struct torii_expr_s *vars;           /* NULL = no conditions */
+    int32_t priority;                    /* higher first, default 0 */
+    uint32_t order;                      /* declaration order across all files */
+    const struct torii_cnode_s *plugins; /* `plugins:` map, checked by the Lua runtime */
     torii_node_conf_t *nodes;
     uint32_t nnodes;
     torii_timeouts_t timeout; /* defaults filled in from proxy.timeout */
@@ -97,6 +98,9 @@ typedef struct {
     torii_proxy_conf_t proxy;
     torii_route_conf_t *routes;
     uint32_t nroutes;
+    char **plugin_dirs; /* besides the built-in plugins/, absolute */
+    uint32_t nplugin_dirs;
+    const struct torii_cnode_s *global_rules; /* `global_rules:` list, or NULL */
 } torii_config_t;
 
 /*

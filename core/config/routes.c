@@ -254,6 +254,17 @@ static bool dec_priority(torii_dctx_t *c, const torii_cnode_t *n, void *dst, con
     return true;
 }
 
+/* Each plugin's configuration is checked by the Lua runtime against the
+ * plugin's own schema; here only the shape. */
+static bool dec_plugins(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    (void)f;
+    if (!torii_dec_expect(c, n, TORII_CN_MAP))
+        return false;
+    ((torii_route_conf_t *)dst)->plugins = n;
+    return true;
+}
+
 static bool dec_vars(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
 {
     (void)f;
@@ -287,6 +298,7 @@ static const torii_field_t route_fields[] = {
     {"remote_addrs", dec_remote_addrs, 0, 0, 0, NULL, false},
     {"vars", dec_vars, 0, 0, 0, NULL, false},
     {"priority", dec_priority, 0, 0, 0, NULL, false},
+    {"plugins", dec_plugins, 0, 0, 0, NULL, false},
     {"upstream", torii_dec_object, 0, 0, 0, upstream_fields, true},
     {"timeout", torii_dec_object, offsetof(torii_route_conf_t, timeout), 0, 0, torii_timeout_fields, false},
     {"max_body_size", torii_dec_size, offsetof(torii_route_conf_t, max_body_size), 0, 1LL << 62, NULL, false},

@@ -144,6 +144,22 @@ static void put_forwarding(torii_buf_t *out, const torii_http_head_t *h, const t
         put_header(out, TORII_STR("X-Forwarded-Host"), fhost);
 }
 
+/* Does a set or clear edit replace the client's header of this name? */
+static bool edited_away(const torii_hdr_edit_t *e, torii_str_t name)
+{
+    for (; e; e = e->next)
+        if (e->op != TORII_EDIT_ADD && torii_str_ieq2(e->name, name))
+            return true;
+    return false;
+}
+
+static void put_edits(torii_buf_t *out, const torii_hdr_edit_t *e)
+{
+    for (; e; e = e->next)
+        if (e->op != TORII_EDIT_CLEAR)
+            put_header(out, e->name, e->value);
+}
+
 void torii_forward_request_head(torii_buf_t *out, const torii_http_head_t *h, const torii_forward_ctx_t *ctx)
 {
     torii_str_t host = h->f.host >= 0 ? h->headers[h->f.host].value : torii_str("", 0);
@@ -164,8 +180,11 @@ void torii_forward_request_head(torii_buf_t *out, const torii_http_head_t *h, co
             continue;
         if (k == TORII_H_OTHER && (cn.n || cn.overflow) && named_by_connection(h, &cn, n))
             continue;
+        if (ctx->edits && k == TORII_H_OTHER && edited_away(ctx->edits, n))
+            continue;
         put_header(out, n, k == TORII_H_HOST ? host : h->headers[i].value);
     }
+    put_edits(out, ctx->edits);
     if (h->f.host < 0)
         put_header(out, TORII_STR("Host"), host.n ? host : torii_str(ctx->default_host, strlen(ctx->default_host)));
     if (ctx->chunked)
@@ -200,8 +219,11 @@ void torii_forward_response_head(torii_buf_t *out, const torii_http_head_t *h, c
             continue;
         if (k == TORII_H_OTHER && (cn.n || cn.overflow) && named_by_connection(h, &cn, name))
             continue;
+        if (ctx->edits && k == TORII_H_OTHER && edited_away(ctx->edits, name))
+            continue;
         put_header(out, name, h->headers[i].value);
     }
+    put_edits(out, ctx->edits);
     if (h->status == 101)
         put(out, "Connection: upgrade\r\n", 21);
     else if (ctx->close)

@@ -17,24 +17,37 @@
 #include "base/cidr.h"
 #include "http/head.h"
 
+/* A plugin's change to a header of the upstream request (or of an
+ * answer it makes itself): set replaces every occurrence, add appends,
+ * clear removes. Kept in order in the request's arena. */
+typedef enum { TORII_EDIT_SET, TORII_EDIT_ADD, TORII_EDIT_CLEAR } torii_edit_op_t;
+
+typedef struct torii_hdr_edit_s {
+    struct torii_hdr_edit_s *next;
+    torii_str_t name, value;
+    torii_edit_op_t op;
+} torii_hdr_edit_t;
+
 typedef struct {
     const char *client_ip;            /* text form of the peer address */
     const uint8_t *client_ip16;       /* 16-byte form, for CIDR checks */
     bool trusted;                     /* peer is a trusted proxy: keep its X-Forwarded-* */
     const torii_cidr_t *trusted_list; /* to find X-Real-IP in a chain */
     uint32_t ntrusted;
-    const char *scheme;       /* "http" */
-    const char *default_host; /* Host for HTTP/1.0 requests without one */
-    bool chunked;             /* re-frame the body as chunked */
+    const char *scheme;            /* "http" */
+    const char *default_host;      /* Host for HTTP/1.0 requests without one */
+    bool chunked;                  /* re-frame the body as chunked */
+    const torii_hdr_edit_t *edits; /* plugins' header changes, or NULL */
 } torii_forward_ctx_t;
 
 /* Append the upstream request head for client request h. */
 void torii_forward_request_head(torii_buf_t *out, const torii_http_head_t *h, const torii_forward_ctx_t *ctx);
 
 typedef struct {
-    bool chunked;      /* torii chunks the body for the client */
-    bool close;        /* the client connection closes after this response */
-    bool keepalive_10; /* HTTP/1.0 client keeps the connection: say so */
+    bool chunked;                  /* torii chunks the body for the client */
+    bool close;                    /* the client connection closes after this response */
+    bool keepalive_10;             /* HTTP/1.0 client keeps the connection: say so */
+    const torii_hdr_edit_t *edits; /* plugins' header changes, or NULL */
 } torii_response_ctx_t;
 
 /* Append the client response head for upstream response h. */

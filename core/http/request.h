@@ -12,6 +12,7 @@
 
 #include "config/config.h"
 #include "http/chunked.h"
+#include "http/forward.h"
 #include "http/head.h"
 #include "router/router.h"
 
@@ -40,7 +41,15 @@ typedef struct torii_request_s {
     const char *error;      /* why torii answered itself, for the log */
     uint64_t bytes_sent;    /* to the client, head included */
     double t_start, t_upstream, t_upstream_done;
-    char id[17]; /* request id: 16 hex digits */
+    char id[17];           /* request id: 16 hex digits */
+    const char *client_ip; /* the peer's address, as text */
+    /* What plugins did (core/lua). */
+    struct torii_pool_s *pool;    /* per-request arena, made on first use */
+    torii_hdr_edit_t *up_edits;   /* upstream header changes, in order */
+    torii_hdr_edit_t *resp_edits; /* response header changes, in order */
+    int exit_status;              /* a plugin answered: status (0: none) */
+    torii_str_t exit_body;
+    int co_ref; /* the request's Lua coroutine (registry ref), 0: none */
     uint8_t tries;
     bool response_started;    /* head queued for the client: no error page any more */
     bool response_done;       /* last response byte queued */

@@ -36,6 +36,9 @@ bool torii_client_may_keep(const torii_client_t *c);
 /* Answer the current request with torii's own error page, then finish it. */
 void torii_client_error(torii_client_t *c, int status, const char *why);
 
+/* Answer the request with torii's own response (a plugin's exit). */
+void torii_client_respond(torii_client_t *c, int status, const torii_hdr_edit_t *headers, torii_str_t body);
+
 /* Close idle connections and mark the others to close after their
  * response (graceful shutdown). */
 void torii_client_shutdown_idle(torii_worker_t *w);

@@ -81,6 +81,7 @@ struct torii_worker_s {
     torii_loop_t *loop;
     const torii_config_t *conf;
     torii_router_t *router;
+    struct torii_vm_s *vm; /* the plugins' Lua VM */
     int id;
     const int *listen_fds;
     uint32_t nlisten;

@@ -18,6 +18,8 @@
 #include "event/sock.h"
 #include "http/forward.h"
 #include "http/hdrkind.h"
+#include "lua/ffi.h"
+#include "lua/vm.h"
 #include "proxy/accesslog.h"
 #include "proxy/client.h"
 #include "proxy/driver.h"
@@ -79,6 +81,7 @@ static void send_request_head(torii_client_t *c, torii_upstream_t *up)
         .scheme = "http",
         .default_host = r->node->text,
         .chunked = r->body.out_chunked,
+        .edits = r->up_edits,
     };
     torii_forward_request_head(&up->out, &r->head, &ctx);
 }
@@ -166,6 +169,26 @@ static bool route_request(torii_client_t *c)
         return false;
     }
     r->route = r->match.route;
+    r->client_ip = c->ip;
+    return true;
+}
+
+/* rewrite, then access. False when the request was answered here. */
+static bool run_access_phases(torii_client_t *c)
+{
+    static const int phases[] = {TORII_PHASE_REWRITE, TORII_PHASE_ACCESS};
+    torii_request_t *r = c->req;
+    for (size_t i = 0; i < TORII_ARRAY_LEN(phases); i++) {
+        int rc = torii_vm_run_phase(c->w->vm, r, phases[i]);
+        if (rc == TORII_DONE) {
+            torii_client_respond(c, r->exit_status, r->resp_edits, r->exit_body);
+            return false;
+        }
+        if (rc != TORII_OK) {
+            torii_client_error(c, 500, "a plugin failed");
+            return false;
+        }
+    }
     return true;
 }
 
@@ -184,8 +207,10 @@ void torii_driver_begin(torii_client_t *c)
         torii_client_error(c, 413, "request body too large");
         return;
     }
-    /* The plugin phases (rewrite, access) will run here, before any byte
-     * goes upstream; a plugin may answer the request itself. */
+    /* The plugin phases run before any byte goes upstream; a plugin may
+     * answer the request itself. */
+    if (torii_vm_route_has_plugins(w->vm, r->route) && !run_access_phases(c))
+        return;
     if (r->head.f.expect_continue && !r->body.done) {
         /* torii reads the body itself, so it says "go on" itself. */
         torii_buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -393,7 +418,7 @@ static bool head_of_chunked(const torii_request_t *r)
 
 /* The final response head is in r->resp: decide how its body reaches the
  * client and queue the client's head. */
-static void start_response(torii_client_t *c)
+static bool start_response(torii_client_t *c)
 {
     torii_request_t *r = c->req;
     torii_body_t *rb = &r->resp_body;
@@ -409,10 +434,16 @@ static void start_response(torii_client_t *c)
     ctx = (torii_response_ctx_t){.chunked = rb->out_chunked || (!client10 && head_of_chunked(r)),
                                  .close = r->close_after,
                                  .keepalive_10 = client10 && !r->close_after};
-    /* The header_filter phase will run here. */
+    if (torii_vm_route_has_plugins(c->w->vm, r->route) &&
+        torii_vm_run_phase(c->w->vm, r, TORII_PHASE_HEADER_FILTER) != TORII_OK) {
+        fail_request(c, 500, "a plugin failed");
+        return false;
+    }
+    ctx.edits = r->resp_edits;
     torii_forward_response_head(&c->out, &r->resp, &ctx);
     r->status = r->resp.status;
     r->response_started = true;
+    return true;
 }
 
 /* Parse response heads until the final one. Returns TORII_OK when the
@@ -447,7 +478,8 @@ static int response_head(torii_client_t *c, torii_upstream_t *up)
             return TORII_DONE;
         }
         if (r->resp.status >= 200) {
-            start_response(c);
+            if (!start_response(c))
+                return TORII_DONE; /* answered with an error instead */
             torii_buf_consume(&up->in, head_len);
             return TORII_OK;
         }

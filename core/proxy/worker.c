@@ -20,6 +20,9 @@
 #include "event/sock.h"
 #include "proxy/client.h"
 #include "proxy/upstream.h"
+#include "lua/ffi.h"
+#include "lua/vm.h"
+#include "base/pool.h"
 #include "proxy/worker.h"
 
 #define ACCEPT_BATCH 64
@@ -118,6 +121,14 @@ void torii_worker_request_free(torii_worker_t *w, torii_request_t *r)
 {
     free(r->path_buf);
     r->path_buf = NULL;
+    /* The log phase: after the last byte, whatever the outcome. */
+    if (r->route && torii_vm_route_has_plugins(w->vm, r->route))
+        torii_vm_run_phase(w->vm, r, TORII_PHASE_LOG);
+    torii_vm_request_done(w->vm, r);
+    if (r->pool) {
+        torii_pool_destroy(r->pool);
+        r->pool = NULL;
+    }
     if (w->nfree_reqs < TORII_ARRAY_LEN(w->free_reqs))
         w->free_reqs[w->nfree_reqs++] = r;
     else
@@ -210,6 +221,7 @@ static void cleanup(torii_worker_t *w)
     for (uint32_t i = 0; i < w->nfree_reqs; i++)
         free(w->free_reqs[i]);
     torii_router_free(w->router);
+    torii_vm_free(w->vm);
     free(w->rr);
     free(w->lio);
     torii_access_log_flush();
@@ -238,6 +250,14 @@ int torii_worker_run(const torii_config_t *conf, const int *listen_fds, uint32_t
     torii_list_init(&w.clients);
     w.upool = torii_upool_new();
     w.router = torii_router_build(conf);
+    {
+        char err[1024];
+        w.vm = torii_vm_new(conf, err, sizeof err); /* checked by the master already */
+        if (!w.vm) {
+            torii_log_error("worker %d: %s", id, err);
+            return 1;
+        }
+    }
     if (getrandom(&w.seed, sizeof w.seed, GRND_NONBLOCK) != sizeof w.seed)
         w.seed = (uint32_t)getpid() * 2654435761u;
     setup_watchers(&w);

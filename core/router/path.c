@@ -97,6 +97,15 @@ size_t torii_host_normalise(torii_str_t host, char *out)
     return n;
 }
 
+/* Index of the segment that starts at pattern[i] (after its '/'). */
+static size_t segments_before(const char *pattern, size_t i)
+{
+    size_t k = 0;
+    for (size_t j = 0; j < i; j++)
+        k += pattern[j] == '/';
+    return k - 1;
+}
+
 static bool name_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
@@ -174,6 +183,11 @@ int torii_pattern_parse(const char *pattern, char *buf, torii_pattern_t *out, co
                 }
                 if (j < len && pattern[j] != '/') {
                     *why = "a parameter must be a whole segment (name: letters, digits, '_')";
+                    return -1;
+                }
+                if (segments_before(pattern, i) >= 64) {
+                    /* ranks keep one bit per segment (radix.h) */
+                    *why = "parameters must be within the first 64 segments";
                     return -1;
                 }
                 if (out->nparams == TORII_PAT_MAX_PARAMS) {

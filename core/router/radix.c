@@ -434,11 +434,12 @@ void torii_rtree_remove(torii_rtree_t *t, const torii_pattern_t *p, const torii_
 {
     /* The way down (the slot holding each node, and its index in its
      * parent), to prune nodes left empty on the way back up. */
-    struct {
+    typedef struct {
         rnode_t **slot;
         int kid; /* index in the parent's children, or -1 for its param child */
-    } way[512];
-    size_t depth = 0;
+    } step_t;
+    step_t local[64], *way = local;
+    size_t depth = 0, cap = sizeof local / sizeof local[0];
     rnode_t *nd;
     const char *s = p->shape;
     size_t n = p->shape_len, i = 0;
@@ -453,7 +454,7 @@ void torii_rtree_remove(torii_rtree_t *t, const torii_pattern_t *p, const torii_
         int at = -1;
         nd = *way[depth].slot;
         if (nd->len > n - i || memcmp(nd->label, s + i, nd->len) != 0)
-            return; /* not in the tree */
+            goto out; /* not in the tree */
         i += nd->len;
         if (i == n)
             break;
@@ -464,8 +465,18 @@ void torii_rtree_remove(torii_rtree_t *t, const torii_pattern_t *p, const torii_
             at = kid_index(nd, (uint8_t)s[i]);
             next = at >= 0 ? &KIDS(nd)[at] : NULL;
         }
-        if (!next || depth + 1 == sizeof way / sizeof way[0])
-            return;
+        if (!next)
+            goto out;
+        if (depth + 1 == cap) { /* a deep tree: no depth limit, or a removal could silently fail */
+            step_t *more = malloc(cap * 2 * sizeof *more);
+            if (!more)
+                abort();
+            memcpy(more, way, cap * sizeof *more);
+            if (way != local)
+                free(way);
+            way = more;
+            cap *= 2;
+        }
         depth++;
         way[depth].slot = next;
         way[depth].kid = at;
@@ -482,6 +493,9 @@ void torii_rtree_remove(torii_rtree_t *t, const torii_pattern_t *p, const torii_
         depth--;
         nd = *parent_slot;
     }
+out:
+    if (way != local)
+        free(way);
 }
 
 /* ---- lookup ---- */

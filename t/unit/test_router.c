@@ -414,6 +414,52 @@ TEST(many_routes_and_removal)
     torii_router_free(rt);
 }
 
+TEST(deep_trees)
+{
+    /* 600 prefixes of one path: a tree 600 nodes deep; removing the deepest
+     * must work (it once stopped at a fixed depth and left the route in). */
+    enum { N = 600 };
+    static torii_route_conf_t r[N];
+    static char *uris[N][1];
+    static char text[N][N + 2];
+    static char path[N + 2];
+    torii_router_t *rt = torii_router_new();
+    torii_route_req_t q = {0};
+    torii_route_match_t m;
+    char err[64];
+    for (int i = 0; i < N; i++) {
+        text[i][0] = '/';
+        memset(text[i] + 1, 'a', (size_t)i + 1);
+        text[i][i + 2] = '\0';
+        text[i][i + 1] = '*';
+        uris[i][0] = text[i];
+        r[i] = (torii_route_conf_t){.id = text[i], .uris = uris[i], .nuris = 1, .order = (uint32_t)i};
+        CHECK(torii_router_add(rt, &r[i], err, sizeof err));
+    }
+    path[0] = '/';
+    memset(path + 1, 'a', N);
+    q.x.uri = torii_str(path, N + 1);
+    CHECK(torii_router_match(rt, &q, &m) && m.route == &r[N - 1]);
+    torii_router_remove(rt, &r[N - 1]);
+    CHECK(torii_router_match(rt, &q, &m) && m.route == &r[N - 2]);
+    torii_router_free(rt);
+}
+
+TEST(parameters_within_64_segments)
+{
+    char pattern[400], buf[400];
+    torii_pattern_t p;
+    const char *why;
+    size_t n = 0;
+    for (int i = 0; i < 64; i++)
+        n += (size_t)snprintf(pattern + n, sizeof pattern - n, "/s");
+    snprintf(pattern + n, sizeof pattern - n, "/:x");
+    CHECK(torii_pattern_parse(pattern, buf, &p, &why) == -1);
+    CHECK_STR(why, "parameters must be within the first 64 segments");
+    snprintf(pattern + n - 2, sizeof pattern - n + 2, "/:x"); /* segment 63 */
+    CHECK(torii_pattern_parse(pattern, buf, &p, &why) == 0);
+}
+
 int main(void)
 {
     RUN(normalise_paths);
@@ -428,5 +474,7 @@ int main(void)
     RUN(normalised_before_matching);
     RUN(incremental_changes);
     RUN(many_routes_and_removal);
+    RUN(deep_trees);
+    RUN(parameters_within_64_segments);
     return unit_report("test_router");
 }

@@ -1,0 +1,249 @@
+/* ffi.c — the functions Lua calls (declared in ffi.h and lua/torii/ffi.lua). */
+#include <string.h>
+
+#include "base/log.h"
+#include "base/pool.h"
+#include "http/hdrkind.h"
+#include "lua/ffi.h"
+#include "lua/ffi_state.h"
+
+static torii_request_t *current;
+static int current_phase;
+static const char *errmsg = "";
+
+void torii_ffi_enter(torii_request_t *r, int phase)
+{
+    current = r;
+    current_phase = phase;
+}
+
+void torii_ffi_leave(void)
+{
+    current = NULL;
+    current_phase = 0;
+}
+
+int torii_ffi_abi_version(void)
+{
+    return TORII_FFI_ABI;
+}
+
+struct torii_request_s *torii_ffi_request(void)
+{
+    return current;
+}
+
+int torii_ffi_phase(void)
+{
+    return current_phase;
+}
+
+const char *torii_ffi_errmsg(void)
+{
+    return errmsg;
+}
+
+static int fail(int code, const char *why)
+{
+    errmsg = why;
+    return code;
+}
+
+/* A handle kept past its request (in a timer, say) must not be used. */
+#define CHECK_REQ(r)                                                                                                   \
+    do {                                                                                                               \
+        if (!(r) || (r) != current)                                                                                    \
+            return fail(TORII_FFI_ERROR, "no request here (a request handle is valid only in its own phases)");        \
+    } while (0)
+
+static int out(torii_str_t s, const char **p, size_t *n)
+{
+    *p = s.p;
+    *n = s.n;
+    return TORII_FFI_OK;
+}
+
+int torii_ffi_req_method(struct torii_request_s *r, const char **p, size_t *n)
+{
+    CHECK_REQ(r);
+    return out(r->head.method_name, p, n);
+}
+
+int torii_ffi_req_path(struct torii_request_s *r, const char **p, size_t *n)
+{
+    CHECK_REQ(r);
+    return out(r->path, p, n);
+}
+
+int torii_ffi_req_target(struct torii_request_s *r, const char **p, size_t *n)
+{
+    CHECK_REQ(r);
+    return out(r->head.target, p, n);
+}
+
+int torii_ffi_req_query(struct torii_request_s *r, const char **p, size_t *n)
+{
+    CHECK_REQ(r);
+    return out(r->head.query, p, n);
+}
+
+int torii_ffi_req_client(struct torii_request_s *r, const char **p, size_t *n)
+{
+    CHECK_REQ(r);
+    return out(torii_str(r->client_ip, strlen(r->client_ip)), p, n);
+}
+
+int torii_ffi_req_id(struct torii_request_s *r, const char **p, size_t *n)
+{
+    CHECK_REQ(r);
+    return out(torii_str(r->id, strlen(r->id)), p, n);
+}
+
+int torii_ffi_req_route(struct torii_request_s *r, const char **p, size_t *n)
+{
+    CHECK_REQ(r);
+    return out(torii_str(r->route->id, strlen(r->route->id)), p, n);
+}
+
+int torii_ffi_req_header_count(struct torii_request_s *r)
+{
+    CHECK_REQ(r);
+    return (int)r->head.nheaders;
+}
+
+int torii_ffi_req_header_at(struct torii_request_s *r, int i, const char **name, size_t *nlen, const char **value,
+                            size_t *vlen)
+{
+    CHECK_REQ(r);
+    if (i < 0 || (uint32_t)i >= r->head.nheaders)
+        return fail(TORII_FFI_NOT_FOUND, "no such header");
+    out(r->head.headers[i].name, name, nlen);
+    return out(r->head.headers[i].value, value, vlen);
+}
+
+int torii_ffi_req_header(struct torii_request_s *r, const char *name, size_t nlen, const char **value, size_t *vlen)
+{
+    torii_str_t want = torii_str(name, nlen);
+    CHECK_REQ(r);
+    for (uint32_t i = 0; i < r->head.nheaders; i++)
+        if (torii_str_ieq2(r->head.headers[i].name, want))
+            return out(r->head.headers[i].value, value, vlen);
+    return fail(TORII_FFI_NOT_FOUND, "no such header");
+}
+
+int torii_ffi_req_param(struct torii_request_s *r, const char *name, size_t nlen, const char **value, size_t *vlen)
+{
+    CHECK_REQ(r);
+    for (uint32_t i = 0; i < r->match.nparams; i++) {
+        torii_str_t k = r->match.params[i].name;
+        if (k.n == nlen && memcmp(k.p, name, nlen) == 0)
+            return out(r->match.params[i].value, value, vlen);
+    }
+    return fail(TORII_FFI_NOT_FOUND, "no such parameter");
+}
+
+static torii_pool_t *request_pool(torii_request_t *r)
+{
+    if (!r->pool)
+        r->pool = torii_pool_create(4096);
+    return r->pool;
+}
+
+/* Header names and values a plugin may write: a token, and no CR/LF/NUL. */
+static const char *bad_header(const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    if (nlen == 0)
+        return "empty header name";
+    for (size_t i = 0; i < nlen; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c <= ' ' || c >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", c))
+            return "invalid character in header name";
+    }
+    for (size_t i = 0; i < vlen; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (c == '\r' || c == '\n' || c == 0)
+            return "CR, LF or NUL in header value";
+    }
+    return NULL;
+}
+
+static void append_edit(torii_request_t *r, torii_hdr_edit_t **list, int op, const char *name, size_t nlen,
+                        const char *value, size_t vlen)
+{
+    torii_pool_t *pool = request_pool(r);
+    torii_hdr_edit_t *e = torii_palloc(pool, sizeof *e), **tail = list;
+    e->op = (torii_edit_op_t)op;
+    e->name = torii_str(torii_pstrndup(pool, name, nlen), nlen);
+    e->value = torii_str(torii_pstrndup(pool, value ? value : "", vlen), vlen);
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = e;
+}
+
+int torii_ffi_up_header(struct torii_request_s *r, int op, const char *name, size_t nlen, const char *value,
+                        size_t vlen)
+{
+    const char *why;
+    CHECK_REQ(r);
+    if (current_phase != TORII_PHASE_REWRITE && current_phase != TORII_PHASE_ACCESS)
+        return fail(TORII_FFI_BAD_PHASE, "the upstream request can change only in rewrite and access");
+    if (op < TORII_EDIT_SET || op > TORII_EDIT_CLEAR)
+        return fail(TORII_FFI_ERROR, "bad header operation");
+    if ((why = bad_header(name, nlen, value, op == TORII_EDIT_CLEAR ? 0 : vlen)) != NULL)
+        return fail(TORII_FFI_ERROR, why);
+    if (torii_hdr_kind(torii_str(name, nlen)) != TORII_H_OTHER)
+        return fail(TORII_FFI_DECLINED, "framing, hop-by-hop, Host and X-Forwarded-* headers are torii's own");
+    append_edit(r, &r->up_edits, op, name, nlen, value, op == TORII_EDIT_CLEAR ? 0 : vlen);
+    return TORII_FFI_OK;
+}
+
+int torii_ffi_resp_header(struct torii_request_s *r, int op, const char *name, size_t nlen, const char *value,
+                          size_t vlen)
+{
+    const char *why;
+    CHECK_REQ(r);
+    if (current_phase == TORII_PHASE_LOG)
+        return fail(TORII_FFI_BAD_PHASE, "the response headers are sent before the log phase");
+    if (op < TORII_EDIT_SET || op > TORII_EDIT_CLEAR)
+        return fail(TORII_FFI_ERROR, "bad header operation");
+    if ((why = bad_header(name, nlen, value, op == TORII_EDIT_CLEAR ? 0 : vlen)) != NULL)
+        return fail(TORII_FFI_ERROR, why);
+    if (torii_hdr_kind(torii_str(name, nlen)) != TORII_H_OTHER)
+        return fail(TORII_FFI_DECLINED, "framing and hop-by-hop headers are torii's own");
+    append_edit(r, &r->resp_edits, op, name, nlen, value, op == TORII_EDIT_CLEAR ? 0 : vlen);
+    return TORII_FFI_OK;
+}
+
+int torii_ffi_resp_status(struct torii_request_s *r)
+{
+    CHECK_REQ(r);
+    if (current_phase == TORII_PHASE_HEADER_FILTER)
+        return r->resp.status;
+    if (current_phase == TORII_PHASE_LOG)
+        return r->status;
+    return fail(TORII_FFI_BAD_PHASE, "the status is known from header_filter on");
+}
+
+int torii_ffi_resp_exit(struct torii_request_s *r, int status, const char *body, size_t blen)
+{
+    CHECK_REQ(r);
+    if (current_phase != TORII_PHASE_REWRITE && current_phase != TORII_PHASE_ACCESS)
+        return fail(TORII_FFI_BAD_PHASE, "exit is possible only in rewrite and access");
+    if (status < 200 || status > 599)
+        return fail(TORII_FFI_ERROR, "exit status must be 200..599");
+    r->exit_status = status;
+    r->exit_body = torii_str(torii_pstrndup(request_pool(r), body ? body : "", blen), blen);
+    return TORII_FFI_OK;
+}
+
+int torii_ffi_log(int level, const char *msg, size_t n)
+{
+    if (level < TORII_LOG_DEBUG || level > TORII_LOG_EMERG)
+        level = TORII_LOG_INFO;
+    if (current)
+        torii_log(level, "%.*s, route: %s, request_id: %s", (int)n, msg, current->route ? current->route->id : "-",
+                  current->id);
+    else
+        torii_log(level, "%.*s", (int)n, msg);
+    return TORII_FFI_OK;
+}

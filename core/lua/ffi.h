@@ -1,0 +1,78 @@
+/*
+ * ffi.h — every C function Lua may call, and nothing else. lua/torii/ffi.lua
+ * declares the same functions with ffi.cdef (a unit spec checks that the two
+ * agree) and refuses to load if torii_ffi_abi_version() is not the version
+ * it was written for. Rules: strings cross as pointer + length; C never keeps
+ * a pointer Lua passed in (it copies into the request's arena); strings going
+ * out point into request memory and are valid until the request ends; each
+ * function returns TORII_FFI_OK or a negative code, with a message through
+ * torii_ffi_errmsg().
+ */
+#ifndef TORII_FFI_H
+#define TORII_FFI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TORII_FFI_ABI 1
+
+/* Return codes. */
+#define TORII_FFI_OK        0
+#define TORII_FFI_ERROR     -1
+#define TORII_FFI_NOT_FOUND -2
+#define TORII_FFI_BAD_PHASE -3
+#define TORII_FFI_DECLINED  -4
+
+/* Phases, in the order a request meets them. */
+#define TORII_PHASE_REWRITE       1
+#define TORII_PHASE_ACCESS        2
+#define TORII_PHASE_HEADER_FILTER 3
+#define TORII_PHASE_LOG           4
+
+struct torii_request_s;
+
+int torii_ffi_abi_version(void);
+
+/* The request whose phase is running (NULL outside a request), and which
+ * phase that is. */
+struct torii_request_s *torii_ffi_request(void);
+int torii_ffi_phase(void);
+
+/* Why the last call failed. */
+const char *torii_ffi_errmsg(void);
+
+/* The request as received. The path is the normalised one the route was
+ * matched on; the target is the request line's, as sent. */
+int torii_ffi_req_method(struct torii_request_s *r, const char **p, size_t *n);
+int torii_ffi_req_path(struct torii_request_s *r, const char **p, size_t *n);
+int torii_ffi_req_target(struct torii_request_s *r, const char **p, size_t *n);
+int torii_ffi_req_query(struct torii_request_s *r, const char **p, size_t *n);
+int torii_ffi_req_client(struct torii_request_s *r, const char **p, size_t *n);
+int torii_ffi_req_id(struct torii_request_s *r, const char **p, size_t *n);
+int torii_ffi_req_route(struct torii_request_s *r, const char **p, size_t *n);
+
+/* Headers: the i-th (0-based) of them all, or the first with a name. */
+int torii_ffi_req_header_count(struct torii_request_s *r);
+int torii_ffi_req_header_at(struct torii_request_s *r, int i, const char **name, size_t *nlen, const char **value,
+                            size_t *vlen);
+int torii_ffi_req_header(struct torii_request_s *r, const char *name, size_t nlen, const char **value, size_t *vlen);
+
+/* A route parameter or named capture by name. */
+int torii_ffi_req_param(struct torii_request_s *r, const char *name, size_t nlen, const char **value, size_t *vlen);
+
+/* The upstream request: op 0 sets (replacing the client's), 1 adds, 2 clears. */
+int torii_ffi_up_header(struct torii_request_s *r, int op, const char *name, size_t nlen, const char *value,
+                        size_t vlen);
+
+/* The response: its headers (op as above; rewrite, access, header_filter),
+ * its status (header_filter: the upstream's; log: what the client got), or
+ * an answer from Lua instead of the upstream (rewrite, access). */
+int torii_ffi_resp_header(struct torii_request_s *r, int op, const char *name, size_t nlen, const char *value,
+                          size_t vlen);
+int torii_ffi_resp_status(struct torii_request_s *r);
+int torii_ffi_resp_exit(struct torii_request_s *r, int status, const char *body, size_t blen);
+
+/* Log through the error log, with the request's id and route appended. */
+int torii_ffi_log(int level, const char *msg, size_t n);
+
+#endif

@@ -1,0 +1,13 @@
+/*
+ * ffi_state.h — which request's phase is running, for the FFI functions
+ * (a worker runs one coroutine at a time, so one slot is enough).
+ */
+#ifndef TORII_FFI_STATE_H
+#define TORII_FFI_STATE_H
+
+#include "http/request.h"
+
+void torii_ffi_enter(torii_request_t *r, int phase);
+void torii_ffi_leave(void);
+
+#endif

@@ -1,0 +1,284 @@
+/* vm.c — a worker's LuaJIT VM: start-up, configuration in, phases run. */
+#include <lauxlib.h>
+#include <limits.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/common.h"
+#include "base/log.h"
+#include "base/pool.h"
+#include "config/node.h"
+#include "lua/ffi.h"
+#include "lua/ffi_state.h"
+#include "lua/vm.h"
+
+#define CO_POOL 256 /* idle coroutines kept for the next requests */
+
+/* Status a phase's coroutine yields back to C (lua/torii/runtime.lua). */
+enum { PHASE_OK = 0, PHASE_EXIT = 1, PHASE_ERROR = 2 };
+
+struct torii_vm_s {
+    lua_State *L;
+    int runtime; /* registry ref: the torii.runtime module */
+    int body;    /* registry ref: runtime.request (a coroutine's body) */
+    int free_co[CO_POOL];
+    int nfree_co;
+    const torii_config_t *conf;
+    bool *route_plugins; /* per route (by index): does it meet any plugin? */
+};
+
+/* Where lua/ and plugins/ are: $TORII_HOME, else the first directory up
+ * from the executable (build/torii, build/asan/torii) that has them. */
+static bool find_home(char *out, size_t cap)
+{
+    const char *env = getenv("TORII_HOME");
+    char exe[PATH_MAX];
+    ssize_t n;
+    if (env && *env) {
+        snprintf(out, cap, "%s", env);
+        return true;
+    }
+    n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return false;
+    exe[n] = '\0';
+    for (int up = 0; up < 4; up++) {
+        char probe[PATH_MAX + 32];
+        char *slash = strrchr(exe, '/');
+        if (!slash)
+            return false;
+        *slash = '\0';
+        snprintf(probe, sizeof probe, "%s/lua/torii/runtime.lua", exe);
+        if (access(probe, R_OK) == 0) {
+            snprintf(out, cap, "%s", exe);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A configuration subtree as Lua values; sequences carry the runtime's
+ * array metatable so that [] and {} stay apart. */
+static void push_cnode(lua_State *L, const torii_cnode_t *n, int array_mt)
+{
+    switch (n->type) {
+    case TORII_CN_NULL: lua_pushnil(L); break;
+    case TORII_CN_BOOL: lua_pushboolean(L, n->v.b); break;
+    case TORII_CN_INT: lua_pushnumber(L, (lua_Number)n->v.i); break;
+    case TORII_CN_FLOAT: lua_pushnumber(L, n->v.f); break;
+    case TORII_CN_STR: lua_pushlstring(L, n->text, n->len); break;
+    case TORII_CN_SEQ:
+        lua_createtable(L, (int)n->n, 0);
+        for (size_t i = 0; i < n->n; i++) {
+            push_cnode(L, n->items[i], array_mt);
+            lua_rawseti(L, -2, (int)i + 1);
+        }
+        lua_rawgeti(L, LUA_REGISTRYINDEX, array_mt);
+        lua_setmetatable(L, -2);
+        break;
+    case TORII_CN_MAP:
+        lua_createtable(L, 0, (int)n->n);
+        for (size_t i = 0; i < n->n; i++) {
+            lua_pushlstring(L, n->keys[i]->text, n->keys[i]->len);
+            push_cnode(L, n->items[i], array_mt);
+            lua_rawset(L, -3);
+        }
+        break;
+    }
+}
+
+/* Where a node came from, for messages: {file = ..., line = ...}. */
+static void push_origin(lua_State *L, const char *file, int line)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, file);
+    lua_setfield(L, -2, "file");
+    lua_pushinteger(L, line);
+    lua_setfield(L, -2, "line");
+}
+
+/* The part of the configuration the runtime needs. */
+static void push_config(lua_State *L, const torii_config_t *conf, const char *home, int array_mt)
+{
+    lua_createtable(L, 0, 4);
+    lua_createtable(L, (int)conf->nplugin_dirs + 1, 0);
+    lua_pushfstring(L, "%s/plugins", home);
+    lua_rawseti(L, -2, 1);
+    for (uint32_t i = 0; i < conf->nplugin_dirs; i++) {
+        lua_pushstring(L, conf->plugin_dirs[i]);
+        lua_rawseti(L, -2, (int)i + 2);
+    }
+    lua_setfield(L, -2, "plugin_dirs");
+    lua_createtable(L, (int)conf->nroutes, 0);
+    for (uint32_t i = 0; i < conf->nroutes; i++) {
+        const torii_route_conf_t *r = &conf->routes[i];
+        lua_createtable(L, 0, 4);
+        lua_pushstring(L, r->id);
+        lua_setfield(L, -2, "id");
+        if (r->plugins) {
+            push_cnode(L, r->plugins, array_mt);
+            lua_setfield(L, -2, "plugins");
+            push_origin(L, r->plugins->file, r->plugins->line);
+            lua_setfield(L, -2, "origin");
+        }
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_setfield(L, -2, "routes");
+    if (conf->global_rules) {
+        push_cnode(L, conf->global_rules, array_mt);
+        lua_setfield(L, -2, "global_rules");
+        push_origin(L, conf->global_rules->file, conf->global_rules->line);
+        lua_setfield(L, -2, "global_rules_origin");
+    }
+}
+
+static void fail_with_top(lua_State *L, const char *what, char *err, size_t errlen)
+{
+    const char *msg = lua_tostring(L, -1);
+    snprintf(err, errlen, "%s%s", what, msg ? msg : "(error object is not a string)");
+}
+
+torii_vm_t *torii_vm_new(const torii_config_t *conf, char *err, size_t errlen)
+{
+    torii_vm_t *vm = calloc(1, sizeof *vm);
+    char home[PATH_MAX];
+    lua_State *L;
+    int array_mt;
+    if (!vm)
+        abort();
+    if (!find_home(home, sizeof home)) {
+        snprintf(err, errlen, "cannot find the Lua runtime (lua/torii/runtime.lua): set TORII_HOME");
+        free(vm);
+        return NULL;
+    }
+    vm->conf = conf;
+    vm->L = L = luaL_newstate();
+    if (!L)
+        abort();
+    luaL_openlibs(L);
+    lua_getglobal(L, "package");
+    lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;", home, home);
+    lua_getfield(L, -2, "path");
+    lua_concat(L, 2);
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "torii.runtime");
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        fail_with_top(L, "cannot load the Lua runtime: ", err, errlen);
+        torii_vm_free(vm);
+        return NULL;
+    }
+    lua_getfield(L, -1, "array_mt");
+    array_mt = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "request");
+    vm->body = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "init");
+    push_config(L, conf, home, array_mt);
+    luaL_unref(L, LUA_REGISTRYINDEX, array_mt);
+    if (lua_pcall(L, 1, 2, 0) != 0) {
+        fail_with_top(L, "Lua runtime: ", err, errlen);
+        torii_vm_free(vm);
+        return NULL;
+    }
+    if (!lua_toboolean(L, -2)) {
+        fail_with_top(L, "", err, errlen);
+        torii_vm_free(vm);
+        return NULL;
+    }
+    /* init returns true and, per route index, whether it has plugins. */
+    vm->route_plugins = calloc(conf->nroutes + 1, sizeof *vm->route_plugins);
+    if (!vm->route_plugins)
+        abort();
+    for (uint32_t i = 0; i < conf->nroutes; i++) {
+        lua_rawgeti(L, -1, (int)i + 1);
+        vm->route_plugins[i] = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    vm->runtime = luaL_ref(L, LUA_REGISTRYINDEX);
+    return vm;
+}
+
+void torii_vm_free(torii_vm_t *vm)
+{
+    if (!vm)
+        return;
+    if (vm->L)
+        lua_close(vm->L);
+    free(vm->route_plugins);
+    free(vm);
+}
+
+bool torii_vm_route_has_plugins(const torii_vm_t *vm, const torii_route_conf_t *route)
+{
+    return vm && vm->route_plugins[route - vm->conf->routes];
+}
+
+/* A coroutine parked at its loop's yield, or a new one. */
+static lua_State *take_coroutine(torii_vm_t *vm, torii_request_t *r, bool *fresh)
+{
+    lua_State *co;
+    if (r->co_ref) {
+        lua_rawgeti(vm->L, LUA_REGISTRYINDEX, r->co_ref);
+        co = lua_tothread(vm->L, -1);
+        lua_pop(vm->L, 1);
+        *fresh = false;
+        return co;
+    }
+    if (vm->nfree_co > 0) {
+        r->co_ref = vm->free_co[--vm->nfree_co];
+        lua_rawgeti(vm->L, LUA_REGISTRYINDEX, r->co_ref);
+        co = lua_tothread(vm->L, -1);
+        lua_pop(vm->L, 1);
+        *fresh = false; /* parked at its yield: resumed with the next phase */
+        return co;
+    }
+    co = lua_newthread(vm->L);
+    r->co_ref = luaL_ref(vm->L, LUA_REGISTRYINDEX);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, vm->body);
+    *fresh = true;
+    return co;
+}
+
+int torii_vm_run_phase(torii_vm_t *vm, torii_request_t *r, int phase)
+{
+    bool fresh;
+    lua_State *co = take_coroutine(vm, r, &fresh);
+    int rc, status;
+    torii_ffi_enter(r, phase);
+    lua_pushinteger(co, phase);
+    lua_pushinteger(co, (lua_Integer)(r->route - vm->conf->routes) + 1);
+    rc = lua_resume(co, 2);
+    torii_ffi_leave();
+    if (rc != LUA_YIELD) {
+        /* The loop never returns and catches plugin errors itself: this is
+         * the runtime failing. The coroutine is dead; drop it. */
+        const char *msg = lua_tostring(co, -1);
+        torii_log_error("Lua runtime failed in phase %d: %s, route: %s, request_id: %s", phase, msg ? msg : "?",
+                        r->route->id, r->id);
+        luaL_unref(vm->L, LUA_REGISTRYINDEX, r->co_ref);
+        r->co_ref = 0;
+        return TORII_ERROR;
+    }
+    status = (int)lua_tointeger(co, -1);
+    lua_settop(co, 0);
+    (void)fresh;
+    return status == PHASE_OK ? TORII_OK : status == PHASE_EXIT ? TORII_DONE : TORII_ERROR;
+}
+
+void torii_vm_request_done(torii_vm_t *vm, torii_request_t *r)
+{
+    if (!r->co_ref)
+        return;
+    if (vm && vm->nfree_co < CO_POOL)
+        vm->free_co[vm->nfree_co++] = r->co_ref;
+    else if (vm)
+        luaL_unref(vm->L, LUA_REGISTRYINDEX, r->co_ref);
+    r->co_ref = 0;
+}

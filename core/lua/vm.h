@@ -1,0 +1,40 @@
+/*
+ * vm.h — the Lua side of a worker: one LuaJIT VM, the plugins it loaded
+ * and the chains it built for a configuration, and the coroutines that run
+ * a request's phases. C enters Lua once per phase (a resume of the
+ * request's coroutine); the loop over the plugin chain runs in Lua.
+ */
+#ifndef TORII_VM_H
+#define TORII_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "http/request.h"
+
+typedef struct torii_vm_s torii_vm_t;
+
+/*
+ * A VM for a configuration: every plugin loaded, every plugin's
+ * configuration checked against its schema, every route's chain built.
+ * NULL with the reason in err (`routes[0].plugins.foo: ...`).
+ */
+torii_vm_t *torii_vm_new(const torii_config_t *conf, char *err, size_t errlen);
+
+void torii_vm_free(torii_vm_t *vm);
+
+/* Does a request on this route meet any plugin (its own or a global rule)? */
+bool torii_vm_route_has_plugins(const torii_vm_t *vm, const torii_route_conf_t *route);
+
+/*
+ * Run one phase of r's chain. TORII_OK: go on; TORII_DONE: a plugin
+ * answered (r->exit_status, r->exit_body, r->resp_edits); TORII_ERROR: a
+ * plugin failed (logged with plugin, route, request id and traceback).
+ */
+int torii_vm_run_phase(torii_vm_t *vm, torii_request_t *r, int phase);
+
+/* The request ended: its coroutine goes back to the pool. */
+void torii_vm_request_done(torii_vm_t *vm, torii_request_t *r);
+
+#endif

@@ -1,0 +1,64 @@
+-- torii.ffi: the C functions of core/lua/ffi.h, declared for LuaJIT's FFI.
+-- t/spec/ffi_spec.lua checks that these declarations are the header's.
+local ffi = require "ffi"
+
+local ABI = 1 -- TORII_FFI_ABI this file was written for
+
+local cdef = [[
+struct torii_request_s;
+int torii_ffi_abi_version(void);
+struct torii_request_s *torii_ffi_request(void);
+int torii_ffi_phase(void);
+const char *torii_ffi_errmsg(void);
+int torii_ffi_req_method(struct torii_request_s *r, const char **p, size_t *n);
+int torii_ffi_req_path(struct torii_request_s *r, const char **p, size_t *n);
+int torii_ffi_req_target(struct torii_request_s *r, const char **p, size_t *n);
+int torii_ffi_req_query(struct torii_request_s *r, const char **p, size_t *n);
+int torii_ffi_req_client(struct torii_request_s *r, const char **p, size_t *n);
+int torii_ffi_req_id(struct torii_request_s *r, const char **p, size_t *n);
+int torii_ffi_req_route(struct torii_request_s *r, const char **p, size_t *n);
+int torii_ffi_req_header_count(struct torii_request_s *r);
+int torii_ffi_req_header_at(struct torii_request_s *r, int i, const char **name, size_t *nlen,
+  const char **value, size_t *vlen);
+int torii_ffi_req_header(struct torii_request_s *r, const char *name, size_t nlen, const char **value, size_t *vlen);
+int torii_ffi_req_param(struct torii_request_s *r, const char *name, size_t nlen, const char **value, size_t *vlen);
+int torii_ffi_up_header(struct torii_request_s *r, int op, const char *name, size_t nlen,
+  const char *value, size_t vlen);
+int torii_ffi_resp_header(struct torii_request_s *r, int op, const char *name, size_t nlen,
+  const char *value, size_t vlen);
+int torii_ffi_resp_status(struct torii_request_s *r);
+int torii_ffi_resp_exit(struct torii_request_s *r, int status, const char *body, size_t blen);
+int torii_ffi_log(int level, const char *msg, size_t n);
+]]
+
+-- ffi.cdef is global to the VM: declare once, whoever loads this first.
+if not pcall(ffi.typeof, "struct torii_request_s") then
+  ffi.cdef(cdef)
+end
+
+local C = ffi.C
+local M = { C = C, cdef = cdef, ABI = ABI }
+
+local ok, have = pcall(function() return C.torii_ffi_abi_version() end)
+if not ok then
+  error("torii.ffi: the C functions are not there (run inside torii): " .. tostring(have), 0)
+end
+if have ~= ABI then
+  error(("torii.ffi: C ABI version %d, this Lua side expects %d"):format(have, ABI), 0)
+end
+
+M.OK, M.ERROR, M.NOT_FOUND, M.BAD_PHASE, M.DECLINED = 0, -1, -2, -3, -4
+M.REWRITE, M.ACCESS, M.HEADER_FILTER, M.LOG = 1, 2, 3, 4
+M.phase_names = { "rewrite", "access", "header_filter", "log" }
+
+-- Out-parameter cells, allocated once (a worker runs one phase at a time).
+M.p = ffi.new("const char *[1]")
+M.n = ffi.new("size_t[1]")
+M.p2 = ffi.new("const char *[1]")
+M.n2 = ffi.new("size_t[1]")
+
+function M.errmsg()
+  return ffi.string(C.torii_ffi_errmsg())
+end
+
+return M

@@ -1,0 +1,191 @@
+-- torii: the plugin author's API.
+--
+--   local torii = require "torii"
+--   torii.request.get_header("apikey")        -- rewrite, access
+--   torii.upstream.set_header("X-User", name) -- rewrite, access
+--   torii.response.exit(401, {message = "no key"})
+--
+-- Every function says in which phases it may be called; elsewhere it
+-- raises an error naming the phase. Strings returned are copies.
+local ffi = require "ffi"
+local tffi = require "torii.ffi"
+local json = require "cjson.safe"
+
+local C = tffi.C
+local p, n, p2, n2 = tffi.p, tffi.n, tffi.p2, tffi.n2
+local ffi_string = ffi.string
+
+local torii = { request = {}, upstream = {}, response = {}, log = {} }
+
+local function current(fname)
+  local r = C.torii_ffi_request()
+  if r == nil then
+    error("torii." .. fname .. ": not inside a request's phase", 3)
+  end
+  return r
+end
+
+local function check(rc, fname)
+  if rc ~= 0 then
+    error("torii." .. fname .. ": " .. tffi.errmsg(), 3)
+  end
+end
+
+-- A string-valued request getter.
+local function getter(cfn, fname)
+  return function()
+    local r = current(fname)
+    check(cfn(r, p, n), fname)
+    return ffi_string(p[0], n[0])
+  end
+end
+
+local request = torii.request
+request.get_method = getter(C.torii_ffi_req_method, "request.get_method")
+request.get_path = getter(C.torii_ffi_req_path, "request.get_path")
+request.get_target = getter(C.torii_ffi_req_target, "request.get_target")
+request.get_query = getter(C.torii_ffi_req_query, "request.get_query")
+request.get_remote_addr = getter(C.torii_ffi_req_client, "request.get_remote_addr")
+request.get_id = getter(C.torii_ffi_req_id, "request.get_id")
+request.get_route_id = getter(C.torii_ffi_req_route, "request.get_route_id")
+
+--- The first value of a request header (any case), or nil.
+function request.get_header(name)
+  local r = current("request.get_header")
+  local rc = C.torii_ffi_req_header(r, name, #name, p, n)
+  if rc == tffi.NOT_FOUND then return nil end
+  check(rc, "request.get_header")
+  return ffi_string(p[0], n[0])
+end
+
+--- Every header as a list of {name, value}, in the order received.
+function request.get_headers()
+  local r = current("request.get_headers")
+  local out = {}
+  for i = 0, C.torii_ffi_req_header_count(r) - 1 do
+    check(C.torii_ffi_req_header_at(r, i, p, n, p2, n2), "request.get_headers")
+    out[#out + 1] = { ffi_string(p[0], n[0]), ffi_string(p2[0], n2[0]) }
+  end
+  return out
+end
+
+local function unescape(s)
+  s = s:gsub("+", " ")
+  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+--- Query arguments as a table name -> value (the first of repeated ones).
+function request.get_query_args()
+  local args = {}
+  for pair in request.get_query():gmatch("[^&]+") do
+    local k, v = pair:match("^([^=]*)=?(.*)$")
+    k = unescape(k)
+    if args[k] == nil then args[k] = unescape(v) end
+  end
+  return args
+end
+
+function request.get_query_arg(name)
+  return request.get_query_args()[name]
+end
+
+--- A route parameter (":id") or named capture ("*path"), or nil.
+function request.get_uri_param(name)
+  local r = current("request.get_uri_param")
+  local rc = C.torii_ffi_req_param(r, name, #name, p, n)
+  if rc == tffi.NOT_FOUND then return nil end
+  check(rc, "request.get_uri_param")
+  return ffi_string(p[0], n[0])
+end
+
+local upstream = torii.upstream
+
+--- Replace (set), add to or clear a header of the upstream request
+--- (rewrite, access). Framing, hop-by-hop, Host and X-Forwarded-* headers
+--- are torii's own.
+function upstream.set_header(name, value)
+  check(C.torii_ffi_up_header(current("upstream.set_header"), 0, name, #name, tostring(value), #tostring(value)),
+    "upstream.set_header")
+end
+
+function upstream.add_header(name, value)
+  check(C.torii_ffi_up_header(current("upstream.add_header"), 1, name, #name, tostring(value), #tostring(value)),
+    "upstream.add_header")
+end
+
+function upstream.clear_header(name)
+  check(C.torii_ffi_up_header(current("upstream.clear_header"), 2, name, #name, nil, 0), "upstream.clear_header")
+end
+
+local response = torii.response
+
+-- Raised by exit to unwind the plugin; the chain catches it.
+torii.EXIT = setmetatable({}, { __tostring = function() return "torii.response.exit" end })
+
+--- Answer the request now, without the upstream (rewrite, access). A table
+--- body is sent as JSON. Ends the plugin chain.
+function response.exit(status, body, headers)
+  local r = current("response.exit")
+  local ctype
+  if type(body) == "table" then
+    body = json.encode(body) .. "\n"
+    ctype = "application/json"
+  end
+  body = body and tostring(body) or ""
+  local has_ctype = false
+  for k, v in pairs(headers or {}) do
+    if k:lower() == "content-type" then has_ctype = true end
+    check(C.torii_ffi_resp_header(r, 1, k, #k, tostring(v), #tostring(v)), "response.exit")
+  end
+  if ctype and not has_ctype then
+    check(C.torii_ffi_resp_header(r, 0, "Content-Type", 12, ctype, #ctype), "response.exit")
+  end
+  check(C.torii_ffi_resp_exit(r, status, body, #body), "response.exit")
+  error(torii.EXIT, 0)
+end
+
+--- Set (replace), add or clear a header of the response the client gets,
+--- proxied or from exit (rewrite, access, header_filter).
+function response.set_header(name, value)
+  local v = tostring(value)
+  check(C.torii_ffi_resp_header(current("response.set_header"), 0, name, #name, v, #v), "response.set_header")
+end
+
+function response.add_header(name, value)
+  local v = tostring(value)
+  check(C.torii_ffi_resp_header(current("response.add_header"), 1, name, #name, v, #v), "response.add_header")
+end
+
+function response.clear_header(name)
+  check(C.torii_ffi_resp_header(current("response.clear_header"), 2, name, #name, nil, 0), "response.clear_header")
+end
+
+--- The upstream's status (header_filter) or the one the client got (log).
+function response.get_status()
+  local st = C.torii_ffi_resp_status(current("response.get_status"))
+  if st < 0 then check(st, "response.get_status") end
+  return st
+end
+
+-- Log levels as in core/base/log.h.
+local levels = { debug = 0, info = 1, notice = 2, warn = 3, err = 4, error = 4, crit = 5, alert = 6, emerg = 7 }
+
+for name, level in pairs(levels) do
+  torii.log[name] = function(...)
+    local parts = { ... }
+    for i = 1, select("#", ...) do parts[i] = tostring(parts[i]) end
+    local msg = table.concat(parts, " ")
+    local plugin = torii._plugin
+    if plugin then msg = msg .. ", plugin: " .. plugin end
+    C.torii_ffi_log(level, msg, #msg)
+  end
+end
+
+--- The current phase's name ("rewrite", "access", ...), or nil.
+function torii.get_phase()
+  return tffi.phase_names[C.torii_ffi_phase()]
+end
+
+torii.json = json
+
+return torii

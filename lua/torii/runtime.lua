@@ -1,0 +1,187 @@
+-- torii.runtime: what the C core calls. init() loads the plugins a
+-- configuration uses, checks their configurations and builds each route's
+-- chain once; request() is the body of a request's coroutine, which C
+-- resumes once per phase and which runs the chain for that phase.
+local tffi = require "torii.ffi"
+local torii = require "torii"
+
+local M = {}
+
+local has_json, tjson = pcall(require, "torii.json")
+M.array_mt = has_json and tjson.array_mt or {}
+
+local PHASES = { "rewrite", "access", "header_filter", "log" }
+local OK, EXIT, ERROR = 0, 1, 2
+
+local chains = {} -- route index -> list of {name, plugin, conf}
+local plugins = {} -- name -> plugin module, loaded once per VM
+
+local function file_exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() end
+  return f ~= nil
+end
+
+-- A plugin by name: NAME.lua or NAME/init.lua in the first plugin directory
+-- that has it (the built-in plugins/ first). Loaded with loadfile, not
+-- require, so that a new VM always reads the files afresh.
+local function load_plugin(name, dirs)
+  if plugins[name] then return plugins[name] end
+  if not name:match("^[%w_-]+$") then
+    return nil, ("unknown plugin %q"):format(name)
+  end
+  for _, dir in ipairs(dirs) do
+    for _, path in ipairs({ dir .. "/" .. name .. ".lua", dir .. "/" .. name .. "/init.lua" }) do
+      if file_exists(path) then
+        local chunk, err = loadfile(path)
+        if not chunk then return nil, ("plugin %q: %s"):format(name, err) end
+        local ok, p = pcall(chunk)
+        if not ok then return nil, ("plugin %q failed to load: %s"):format(name, tostring(p)) end
+        if type(p) ~= "table" then return nil, ("plugin %q: %s must return a table"):format(name, path) end
+        if p.name ~= name then
+          return nil, ("plugin %q: %s says its name is %q"):format(name, path, tostring(p.name))
+        end
+        if type(p.priority) ~= "number" then return nil, ("plugin %q: priority must be a number"):format(name) end
+        if p.schema ~= nil and type(p.schema) ~= "table" then
+          return nil, ("plugin %q: schema must be a table"):format(name)
+        end
+        for _, phase in ipairs(PHASES) do
+          if p[phase] ~= nil and type(p[phase]) ~= "function" then
+            return nil, ("plugin %q: %s must be a function"):format(name, phase)
+          end
+        end
+        if p.init then
+          local iok, ierr = pcall(p.init)
+          if not iok then return nil, ("plugin %q: init failed: %s"):format(name, tostring(ierr)) end
+        end
+        plugins[name] = p
+        return p
+      end
+    end
+  end
+  return nil, ("unknown plugin %q (looked in %s)"):format(name, table.concat(dirs, ", "))
+end
+
+local has_schema, schema = pcall(require, "torii.schema")
+
+-- Check one plugin's configuration: `_meta` (torii's own keys), then the
+-- plugin's schema (with defaults filled in), then its own check().
+local function check_conf(p, conf, path)
+  if type(conf) ~= "table" or getmetatable(conf) == M.array_mt then
+    return nil, path .. ": must be an object"
+  end
+  local meta = conf._meta
+  if meta ~= nil then
+    if type(meta) ~= "table" then return nil, path .. "._meta: must be an object" end
+    for k, v in pairs(meta) do
+      if k == "priority" then
+        if type(v) ~= "number" or v ~= math.floor(v) then return nil, path .. "._meta.priority: must be an integer" end
+      elseif k == "disable" then
+        if type(v) ~= "boolean" then return nil, path .. "._meta.disable: must be true or false" end
+      else
+        return nil, ("%s._meta: unknown key %q (priority, disable)"):format(path, tostring(k))
+      end
+    end
+    conf._meta = nil
+  end
+  if p.schema and has_schema then
+    local ok, errs = schema.validate(p.schema, conf, { path = path, defaults = true })
+    if not ok then return nil, errs[1] end
+  end
+  if p.check then
+    local ok, err = p.check(conf)
+    if not ok then return nil, path .. ": " .. tostring(err) end
+  end
+  return meta or {}
+end
+
+local function where(origin)
+  return origin and (origin.file .. ":" .. origin.line .. ": ") or ""
+end
+
+-- name -> {plugin, conf, meta} for a `plugins:` map.
+local function prepare(map, path, origin, dirs, out)
+  for name, conf in pairs(map or {}) do
+    local p, err = load_plugin(name, dirs)
+    if not p then return nil, where(origin) .. path .. "." .. name .. ": " .. err end
+    local meta, cerr = check_conf(p, conf, path .. "." .. name)
+    if not meta then return nil, where(origin) .. cerr end
+    out[name] = { name = name, plugin = p, conf = conf, meta = meta }
+  end
+  return out
+end
+
+local function build_chain(set)
+  local chain = {}
+  for _, e in pairs(set) do
+    if not e.meta.disable then
+      e.priority = e.meta.priority or e.plugin.priority
+      chain[#chain + 1] = e
+    end
+  end
+  table.sort(chain, function(a, b)
+    if a.priority ~= b.priority then return a.priority > b.priority end
+    return a.name < b.name
+  end)
+  return chain
+end
+
+--- Called once per VM with the configuration (see core/lua/vm.c). Returns
+--- true and, per route index, whether it runs any plugin; or nil, error.
+function M.init(conf)
+  local dirs = conf.plugin_dirs
+  local global = {}
+  for i, rule in ipairs(conf.global_rules or {}) do
+    local _, err = prepare(rule.plugins, ("global_rules[%d].plugins"):format(i - 1), conf.global_rules_origin,
+      dirs, global)
+    if err then return nil, err end
+  end
+  local has = {}
+  for i, route in ipairs(conf.routes) do
+    -- The most specific instance wins: a route's plugin over a global one.
+    local set = {}
+    for name, e in pairs(global) do set[name] = e end
+    local _, err = prepare(route.plugins, ("routes[%d].plugins"):format(i - 1), route.origin, dirs, set)
+    if err then return nil, err end
+    chains[i] = build_chain(set)
+    has[i] = #chains[i] > 0
+  end
+  return true, has
+end
+
+local function on_error(e)
+  if e == torii.EXIT then return e end
+  return debug.traceback(tostring(e), 2)
+end
+
+local function run(chain, phase, ctx)
+  local pname = PHASES[phase]
+  for i = 1, #chain do
+    local e = chain[i]
+    local fn = e.plugin[pname]
+    if fn then
+      torii._plugin = e.name
+      local ok, err = xpcall(fn, on_error, e.conf, ctx)
+      torii._plugin = nil
+      if not ok then
+        if err == torii.EXIT then return EXIT end
+        local msg = ("plugin %s failed in %s: %s"):format(e.name, pname, tostring(err))
+        tffi.C.torii_ffi_log(4, msg, #msg)
+        return ERROR
+      end
+    end
+  end
+  return OK
+end
+
+--- A request's coroutine: one chain run per resume. A parked coroutine is
+--- reused for the next request, which starts with the rewrite phase.
+function M.request(phase, route)
+  local ctx
+  while true do
+    if phase == tffi.REWRITE or not ctx then ctx = {} end
+    phase, route = coroutine.yield(run(chains[route], phase, ctx))
+  end
+end
+
+return M
