@@ -153,11 +153,18 @@ static bool edited_away(const torii_hdr_edit_t *e, torii_str_t name)
     return false;
 }
 
+/* An edit's value goes out unless a later set or clear of the same name
+ * replaced it (edits apply in order: set, set gives the second value). */
 static void put_edits(torii_buf_t *out, const torii_hdr_edit_t *e)
 {
     for (; e; e = e->next)
-        if (e->op != TORII_EDIT_CLEAR)
+        if (e->op != TORII_EDIT_CLEAR && !edited_away(e->next, e->name))
             put_header(out, e->name, e->value);
+}
+
+void torii_put_header_edits(torii_buf_t *out, const torii_hdr_edit_t *edits)
+{
+    put_edits(out, edits);
 }
 
 void torii_forward_request_head(torii_buf_t *out, const torii_http_head_t *h, const torii_forward_ctx_t *ctx)

@@ -50,6 +50,9 @@ typedef struct {
     const torii_hdr_edit_t *edits; /* plugins' header changes, or NULL */
 } torii_response_ctx_t;
 
+/* Append the header lines a list of edits leaves (for torii's own answers). */
+void torii_put_header_edits(torii_buf_t *out, const torii_hdr_edit_t *edits);
+
 /* Append the client response head for upstream response h. */
 void torii_forward_response_head(torii_buf_t *out, const torii_http_head_t *h, const torii_response_ctx_t *ctx);
 

@@ -240,6 +240,8 @@ int torii_ffi_log(int level, const char *msg, size_t n)
 {
     if (level < TORII_LOG_DEBUG || level > TORII_LOG_EMERG)
         level = TORII_LOG_INFO;
+    if (n > 1536)
+        n = 1536; /* a log line holds 2048 bytes: keep room for the context after it */
     if (current)
         torii_log(level, "%.*s, route: %s, request_id: %s", (int)n, msg, current->route ? current->route->id : "-",
                   current->id);

@@ -25,6 +25,7 @@ struct torii_vm_s {
     lua_State *L;
     int runtime; /* registry ref: the torii.runtime module */
     int body;    /* registry ref: runtime.request (a coroutine's body) */
+    int token;   /* registry ref: runtime.token, yielded at the end of a phase */
     int free_co[CO_POOL];
     int nfree_co;
     const torii_config_t *conf;
@@ -101,6 +102,17 @@ static void push_origin(lua_State *L, const char *file, int line)
     lua_setfield(L, -2, "line");
 }
 
+/* For a `plugins:` map: plugin name -> where its key is written. */
+static void push_origins(lua_State *L, const torii_cnode_t *map)
+{
+    lua_createtable(L, 0, map ? (int)map->n : 0);
+    for (size_t i = 0; map && i < map->n; i++) {
+        lua_pushlstring(L, map->keys[i]->text, map->keys[i]->len);
+        push_origin(L, map->keys[i]->file, map->keys[i]->line);
+        lua_rawset(L, -3);
+    }
+}
+
 /* The part of the configuration the runtime needs. */
 static void push_config(lua_State *L, const torii_config_t *conf, const char *home, int array_mt)
 {
@@ -122,8 +134,8 @@ static void push_config(lua_State *L, const torii_config_t *conf, const char *ho
         if (r->plugins) {
             push_cnode(L, r->plugins, array_mt);
             lua_setfield(L, -2, "plugins");
-            push_origin(L, r->plugins->file, r->plugins->line);
-            lua_setfield(L, -2, "origin");
+            push_origins(L, r->plugins);
+            lua_setfield(L, -2, "origins");
         }
         lua_rawseti(L, -2, (int)i + 1);
     }
@@ -131,8 +143,13 @@ static void push_config(lua_State *L, const torii_config_t *conf, const char *ho
     if (conf->global_rules) {
         push_cnode(L, conf->global_rules, array_mt);
         lua_setfield(L, -2, "global_rules");
-        push_origin(L, conf->global_rules->file, conf->global_rules->line);
-        lua_setfield(L, -2, "global_rules_origin");
+        /* per rule: the origins of its plugins */
+        lua_createtable(L, (int)conf->global_rules->n, 0);
+        for (size_t i = 0; i < conf->global_rules->n; i++) {
+            push_origins(L, torii_cnode_get(conf->global_rules->items[i], "plugins"));
+            lua_rawseti(L, -2, (int)i + 1);
+        }
+        lua_setfield(L, -2, "global_rules_origins");
     }
 }
 
@@ -178,6 +195,8 @@ torii_vm_t *torii_vm_new(const torii_config_t *conf, char *err, size_t errlen)
     array_mt = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "request");
     vm->body = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getfield(L, -1, "token");
+    vm->token = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "init");
     push_config(L, conf, home, array_mt);
     luaL_unref(L, LUA_REGISTRYINDEX, array_mt);
@@ -266,7 +285,19 @@ int torii_vm_run_phase(torii_vm_t *vm, torii_request_t *r, int phase)
         r->co_ref = 0;
         return TORII_ERROR;
     }
-    status = (int)lua_tointeger(co, -1);
+    lua_rawgeti(co, LUA_REGISTRYINDEX, vm->token);
+    if (lua_gettop(co) != 3 || !lua_rawequal(co, 1, -1)) {
+        /* A plugin yielded by itself: the chain stopped half-way. Never
+         * let that pass for the end of a phase (an access check would be
+         * skipped), and never resume that coroutine again. */
+        torii_log_error("a plugin called coroutine.yield() in phase %d, which only torii's own waiting calls may do, "
+                        "route: %s, request_id: %s",
+                        phase, r->route->id, r->id);
+        luaL_unref(vm->L, LUA_REGISTRYINDEX, r->co_ref);
+        r->co_ref = 0;
+        return TORII_ERROR;
+    }
+    status = (int)lua_tointeger(co, 2);
     lua_settop(co, 0);
     (void)fresh;
     return status == PHASE_OK ? TORII_OK : status == PHASE_EXIT ? TORII_DONE : TORII_ERROR;

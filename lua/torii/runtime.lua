@@ -7,8 +7,8 @@ local torii = require "torii"
 
 local M = {}
 
-local has_json, tjson = pcall(require, "torii.json")
-M.array_mt = has_json and tjson.array_mt or {}
+local tjson = require "torii.json"
+M.array_mt = tjson.array_mt
 
 local PHASES = { "rewrite", "access", "header_filter", "log" }
 local OK, EXIT, ERROR = 0, 1, 2
@@ -62,7 +62,7 @@ local function load_plugin(name, dirs)
   return nil, ("unknown plugin %q (looked in %s)"):format(name, table.concat(dirs, ", "))
 end
 
-local has_schema, schema = pcall(require, "torii.schema")
+local schema = require "torii.schema"
 
 -- Check one plugin's configuration: `_meta` (torii's own keys), then the
 -- plugin's schema (with defaults filled in), then its own check().
@@ -84,7 +84,7 @@ local function check_conf(p, conf, path)
     end
     conf._meta = nil
   end
-  if p.schema and has_schema then
+  if p.schema then
     local ok, errs = schema.validate(p.schema, conf, { path = path, defaults = true })
     if not ok then return nil, errs[1] end
   end
@@ -99,9 +99,11 @@ local function where(origin)
   return origin and (origin.file .. ":" .. origin.line .. ": ") or ""
 end
 
--- name -> {plugin, conf, meta} for a `plugins:` map.
-local function prepare(map, path, origin, dirs, out)
+-- name -> {plugin, conf, meta} for a `plugins:` map; origins: name -> where
+-- its key is written.
+local function prepare(map, path, origins, dirs, out)
   for name, conf in pairs(map or {}) do
+    local origin = origins and origins[name]
     local p, err = load_plugin(name, dirs)
     if not p then return nil, where(origin) .. path .. "." .. name .. ": " .. err end
     local meta, cerr = check_conf(p, conf, path .. "." .. name)
@@ -132,8 +134,8 @@ function M.init(conf)
   local dirs = conf.plugin_dirs
   local global = {}
   for i, rule in ipairs(conf.global_rules or {}) do
-    local _, err = prepare(rule.plugins, ("global_rules[%d].plugins"):format(i - 1), conf.global_rules_origin,
-      dirs, global)
+    local _, err = prepare(rule.plugins, ("global_rules[%d].plugins"):format(i - 1),
+      conf.global_rules_origins and conf.global_rules_origins[i], dirs, global)
     if err then return nil, err end
   end
   local has = {}
@@ -141,7 +143,7 @@ function M.init(conf)
     -- The most specific instance wins: a route's plugin over a global one.
     local set = {}
     for name, e in pairs(global) do set[name] = e end
-    local _, err = prepare(route.plugins, ("routes[%d].plugins"):format(i - 1), route.origin, dirs, set)
+    local _, err = prepare(route.plugins, ("routes[%d].plugins"):format(i - 1), route.origins, dirs, set)
     if err then return nil, err end
     chains[i] = build_chain(set)
     has[i] = #chains[i] > 0
@@ -174,13 +176,18 @@ local function run(chain, phase, ctx)
   return OK
 end
 
+-- What the loop yields first, so that C can tell the end of a phase from
+-- a plugin calling coroutine.yield() itself (which C treats as an error).
+M.token = setmetatable({}, { __tostring = function() return "torii.runtime.token" end })
+
 --- A request's coroutine: one chain run per resume. A parked coroutine is
 --- reused for the next request, which starts with the rewrite phase.
 function M.request(phase, route)
   local ctx
+  local token = M.token
   while true do
     if phase == tffi.REWRITE or not ctx then ctx = {} end
-    phase, route = coroutine.yield(run(chains[route], phase, ctx))
+    phase, route = coroutine.yield(token, run(chains[route], phase, ctx))
   end
 end
 

@@ -41,7 +41,17 @@ local gateway = {}
 local ROOT = (function()
   local dir = HERE
   if dir:sub(1, 1) ~= "/" then dir = (proc.getcwd() or ".") .. "/" .. dir end
-  dir = dir:gsub("/%./", "/"):gsub("/%.$", "")
+  -- Resolve "." and ".." (HERE may be "t/spec/../lib"), so that the root
+  -- reads the same however this file was found.
+  local parts = {}
+  for seg in dir:gmatch("[^/]+") do
+    if seg == ".." then
+      parts[#parts] = nil
+    elseif seg ~= "." then
+      parts[#parts + 1] = seg
+    end
+  end
+  dir = "/" .. table.concat(parts, "/")
   return dir:match("^(.*)/t/lib$") or (dir .. "/../..")
 end)()
 gateway.root = ROOT
