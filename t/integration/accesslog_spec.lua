@@ -5,22 +5,11 @@ local gateway = require "gateway"
 local http = require "http"
 local proc = require "proc"
 local cjson = require "cjson"
+local testutil = require "testutil"
 
-local function eventually(fn, timeout)
-  local deadline = proc.now() + (timeout or 5)
-  while true do
-    local v = fn()
-    if v then return v end
-    if proc.now() >= deadline then return nil end
-    proc.sleep(0.02)
-  end
-end
+local eventually = testutil.eventually
 
-local function file_exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() return true end
-  return false
-end
+local file_exists = testutil.file_exists
 
 -- Wait until the access log has n lines (bounded); returns them.
 local function wait_lines(gw, n, timeout)

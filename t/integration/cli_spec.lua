@@ -4,34 +4,17 @@ local gateway = require "gateway"
 local http = require "http"
 local proc = require "proc"
 local cjson = require "cjson"
+local testutil = require "testutil"
 
-local function write_file(path, text)
-  local dir = path:match("^(.*)/[^/]*$")
-  if dir then proc.mkdir_p(dir) end
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write_file = testutil.write_file
 
-local function file_exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() return true end
-  return false
-end
+local file_exists = testutil.file_exists
 
 local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
-local function eventually(fn, timeout)
-  local deadline = proc.now() + (timeout or 5)
-  while true do
-    local v = fn()
-    if v then return v end
-    if proc.now() >= deadline then return nil end
-    proc.sleep(0.02)
-  end
-end
+local eventually = testutil.eventually
 
 local tmpdirs, spawned = {}, {}
 

@@ -7,18 +7,11 @@ local gateway = require "gateway"
 local http = require "http"
 local proc = require "proc"
 local cjson = require "cjson"
+local testutil = require "testutil"
 
 local function node(m) return "127.0.0.1:" .. m.port end
 
-local function eventually(fn, timeout)
-  local deadline = proc.now() + (timeout or 5)
-  while true do
-    local v = fn()
-    if v then return v end
-    if proc.now() >= deadline then return nil end
-    proc.sleep(0.02)
-  end
-end
+local eventually = testutil.eventually
 
 -- The mock's own counters, over a direct connection.
 local function mock_stats(m)

@@ -20,6 +20,7 @@ local gateway = require "gateway"
 local http = require "http"
 local proc = require "proc"
 local cjson = require "cjson"
+local testutil = require "testutil"
 
 local ROOT = gateway.root
 local FIXTURES = ROOT .. "/t/integration/fixtures/plugins"
@@ -27,24 +28,11 @@ local FIXTURES = ROOT .. "/t/integration/fixtures/plugins"
 -- (core/lua/vm.c find_home).
 local HOME = (os.getenv("TORII_HOME") or "") ~= "" and os.getenv("TORII_HOME") or ROOT
 
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local text = f:read("*a")
-  f:close()
-  return text
-end
+local read_file = testutil.read_file
 
-local function write_file(path, text)
-  local dir = path:match("^(.*)/[^/]*$")
-  if dir then proc.mkdir_p(dir) end
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write_file = testutil.write_file
 
-local function escape(s)
-  return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
-end
+local escape = testutil.escape
 
 local FIXTURE_NAMES = {
   "stamp_a", "stamp_b", "stamp_c", "gate", "boom", "params", "phase", "edit", "info", "typed", "misnamed",

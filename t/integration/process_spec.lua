@@ -6,6 +6,7 @@ local http = require "http"
 local proc = require "proc"
 local cjson = require "cjson"
 local socket = require "socket"
+local testutil = require "testutil"
 
 local function route(mock_port, extra)
   local r = { id = "echo", uri = "/*", upstream = { nodes = { "127.0.0.1:" .. mock_port } } }
@@ -14,15 +15,7 @@ local function route(mock_port, extra)
 end
 
 -- Poll fn() until it returns a truthy value or timeout (s) passes.
-local function eventually(fn, timeout, step)
-  local deadline = proc.now() + (timeout or 5)
-  while true do
-    local v = fn()
-    if v then return v end
-    if proc.now() >= deadline then return nil end
-    proc.sleep(step or 0.02)
-  end
-end
+local eventually = testutil.eventually
 
 local function set_of(list)
   local s = {}
@@ -30,17 +23,9 @@ local function set_of(list)
   return s
 end
 
-local function file_exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() return true end
-  return false
-end
+local file_exists = testutil.file_exists
 
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write_file = testutil.write_file
 
 -- Lines of a file (empty list when missing).
 local function lines_of(path)

@@ -15,6 +15,7 @@ local http = require "http"
 local proc = require "proc"
 local cjson = require "cjson"
 local socket = require "socket"
+local testutil = require "testutil"
 
 ---------------------------------------------------------------------------
 -- Gateways and requests
@@ -827,13 +828,7 @@ end)
 ---------------------------------------------------------------------------
 -- Configuration errors
 
-local function write_file(path, text)
-  local dir = path:match("^(.*)/[^/]*$")
-  if dir then proc.mkdir_p(dir) end
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write_file = testutil.write_file
 
 local tmpdirs, jobs = {}, {}
 

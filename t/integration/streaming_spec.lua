@@ -9,20 +9,13 @@ local http = require "http"
 local proc = require "proc"
 local cjson = require "cjson"
 local socket = require "socket"
+local testutil = require "testutil"
 
 local ALPHA = "abcdefghijklmnopqrstuvwxyz"
 local PAT = string.rep(ALPHA, 41000) -- > 1 MiB of the mock's pattern
 local RSS_SLACK_KB = 32 * 1024
 
-local function eventually(fn, timeout)
-  local deadline = proc.now() + (timeout or 5)
-  while true do
-    local v = fn()
-    if v then return v end
-    if proc.now() >= deadline then return nil end
-    proc.sleep(0.02)
-  end
-end
+local eventually = testutil.eventually
 
 local function node(m) return "127.0.0.1:" .. m.port end
 
