@@ -175,6 +175,59 @@ static bool dec_global_rules(torii_dctx_t *c, const torii_cnode_t *n, void *dst,
     return true;
 }
 
+/* [{username, plugins: {...}, desc}, ...]: the shape is checked here, each
+ * plugin's part by the Lua runtime against the plugin's consumer schema. */
+static bool dec_consumers(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    torii_config_t *conf = ((torii_loader_t *)c->user)->conf;
+    (void)dst, (void)f;
+    if (!torii_dec_expect(c, n, TORII_CN_SEQ))
+        return false;
+    for (size_t i = 0; i < n->n; i++) {
+        const torii_cnode_t *cons = n->items[i], *name;
+        size_t mark = torii_dctx_push_index(c, i);
+        if (!torii_dec_expect(c, cons, TORII_CN_MAP))
+            return false;
+        for (size_t k = 0; k < cons->n; k++) {
+            const char *key = cons->keys[k]->text;
+            const torii_cnode_t *v = cons->items[k];
+            size_t km = torii_dctx_push_key(c, key);
+            if (strcmp(key, "username") == 0 || strcmp(key, "desc") == 0) {
+                if (!torii_dec_expect(c, v, TORII_CN_STR))
+                    return false;
+            } else if (strcmp(key, "plugins") == 0) {
+                if (!torii_dec_expect(c, v, TORII_CN_MAP))
+                    return false;
+            } else {
+                torii_dctx_pop(c, km);
+                return torii_dctx_fail(c, cons->keys[k], "unknown key \"%s\" (a consumer has username, plugins, desc)",
+                                       key);
+            }
+            torii_dctx_pop(c, km);
+        }
+        name = torii_cnode_get(cons, "username");
+        if (!name)
+            return torii_dctx_fail(c, cons, "missing required key \"username\"");
+        for (size_t k = 0; k < name->len; k++) {
+            char ch = name->text[k];
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+                  ch == '-' || ch == '.'))
+                return torii_dctx_fail(c, name, "invalid username \"%s\" (letters, digits, '_', '-', '.')", name->text);
+        }
+        if (name->len == 0)
+            return torii_dctx_fail(c, name, "username must not be empty");
+        for (size_t j = 0; j < i; j++) {
+            const torii_cnode_t *other = torii_cnode_get(n->items[j], "username");
+            if (other && other->len == name->len && memcmp(other->text, name->text, name->len) == 0)
+                return torii_dctx_fail(c, name, "duplicate username \"%s\" (first at line %d)", name->text,
+                                       other->line);
+        }
+        torii_dctx_pop(c, mark);
+    }
+    conf->consumers = n;
+    return true;
+}
+
 static bool one_include(torii_dctx_t *c, const torii_cnode_t *n, size_t i, void *arg)
 {
     ((char **)arg)[i] = torii_pstrndup(c->pool, n->text, n->len);
@@ -252,6 +305,7 @@ static const torii_field_t top_fields[] = {
     {"routes", torii_dec_routes, 0, 0, 0, NULL, false},
     {"plugin_dirs", dec_plugin_dirs, 0, 0, 0, NULL, false},
     {"global_rules", dec_global_rules, 0, 0, 0, NULL, false},
+    {"consumers", dec_consumers, 0, 0, 0, NULL, false},
     {0},
 };
 

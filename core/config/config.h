@@ -101,6 +101,7 @@ typedef struct {
     char **plugin_dirs; /* besides the built-in plugins/, absolute */
     uint32_t nplugin_dirs;
     const struct torii_cnode_s *global_rules; /* `global_rules:` list, or NULL */
+    const struct torii_cnode_s *consumers;    /* `consumers:` list, or NULL */
 } torii_config_t;
 
 /*

@@ -172,11 +172,17 @@ void torii_forward_request_head(torii_buf_t *out, const torii_http_head_t *h, co
     torii_str_t host = h->f.host >= 0 ? h->headers[h->f.host].value : torii_str("", 0);
     if (h->authority.n)
         host = h->authority; /* RFC 9112 3.2.2: the target's authority wins */
-    put_str(out, h->method_name);
+    if (ctx->host.n)
+        host = ctx->host;
+    put_str(out, ctx->method.n ? ctx->method : h->method_name);
     put(out, " ", 1);
-    if (h->origin.n == 0 || h->origin.p[0] == '?')
-        put(out, "/", 1); /* "http://host?q" has the path "/" */
-    put_str(out, h->origin);
+    if (ctx->target.n) {
+        put_str(out, ctx->target);
+    } else {
+        if (h->origin.n == 0 || h->origin.p[0] == '?')
+            put(out, "/", 1); /* "http://host?q" has the path "/" */
+        put_str(out, h->origin);
+    }
     put(out, " HTTP/1.1\r\n", 11);
     conn_names_t cn;
     collect_connection_names(h, &cn);

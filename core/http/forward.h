@@ -34,10 +34,11 @@ typedef struct {
     bool trusted;                     /* peer is a trusted proxy: keep its X-Forwarded-* */
     const torii_cidr_t *trusted_list; /* to find X-Real-IP in a chain */
     uint32_t ntrusted;
-    const char *scheme;            /* "http" */
-    const char *default_host;      /* Host for HTTP/1.0 requests without one */
-    bool chunked;                  /* re-frame the body as chunked */
-    const torii_hdr_edit_t *edits; /* plugins' header changes, or NULL */
+    const char *scheme;               /* "http" */
+    const char *default_host;         /* Host for HTTP/1.0 requests without one */
+    bool chunked;                     /* re-frame the body as chunked */
+    const torii_hdr_edit_t *edits;    /* plugins' header changes, or NULL */
+    torii_str_t target, method, host; /* plugins' replacements, when not empty */
 } torii_forward_ctx_t;
 
 /* Append the upstream request head for client request h. */

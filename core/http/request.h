@@ -44,10 +44,11 @@ typedef struct torii_request_s {
     char id[17];           /* request id: 16 hex digits */
     const char *client_ip; /* the peer's address, as text */
     /* What plugins did (core/lua). */
-    struct torii_pool_s *pool;    /* per-request arena, made on first use */
-    torii_hdr_edit_t *up_edits;   /* upstream header changes, in order */
-    torii_hdr_edit_t *resp_edits; /* response header changes, in order */
-    int exit_status;              /* a plugin answered: status (0: none) */
+    struct torii_pool_s *pool;                 /* per-request arena, made on first use */
+    torii_hdr_edit_t *up_edits;                /* upstream header changes, in order */
+    torii_str_t up_target, up_method, up_host; /* set by plugins, else empty */
+    torii_hdr_edit_t *resp_edits;              /* response header changes, in order */
+    int exit_status;                           /* a plugin answered: status (0: none) */
     torii_str_t exit_body;
     int co_ref; /* the request's Lua coroutine (registry ref), 0: none */
     uint8_t tries;

@@ -197,6 +197,73 @@ int torii_ffi_up_header(struct torii_request_s *r, int op, const char *name, siz
     return TORII_FFI_OK;
 }
 
+static int up_phase_check(void)
+{
+    if (current_phase != TORII_PHASE_REWRITE && current_phase != TORII_PHASE_ACCESS)
+        return fail(TORII_FFI_BAD_PHASE, "the upstream request can change only in rewrite and access");
+    return TORII_FFI_OK;
+}
+
+/* Bytes allowed in a request line's parts: no controls, no spaces. */
+static bool line_safe(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] <= ' ' || p[i] == 0x7f)
+            return false;
+    return n > 0;
+}
+
+int torii_ffi_up_target(struct torii_request_s *r, const char *p, size_t n)
+{
+    CHECK_REQ(r);
+    if (up_phase_check() != TORII_FFI_OK)
+        return TORII_FFI_BAD_PHASE;
+    if (!line_safe(p, n) || p[0] != '/')
+        return fail(TORII_FFI_ERROR, "the upstream target must start with '/' and hold no space or control byte");
+    r->up_target = torii_str(torii_pstrndup(request_pool(r), p, n), n);
+    return TORII_FFI_OK;
+}
+
+int torii_ffi_up_get_target(struct torii_request_s *r, const char **p, size_t *n)
+{
+    CHECK_REQ(r);
+    if (r->up_target.n)
+        return out(r->up_target, p, n);
+    if (r->head.origin.n && r->head.origin.p[0] == '?') { /* "http://h?q": the path is "/" */
+        size_t len = r->head.origin.n + 1;
+        char *t = torii_palloc(request_pool(r), len + 1);
+        t[0] = '/';
+        memcpy(t + 1, r->head.origin.p, r->head.origin.n);
+        return out(torii_str(t, len), p, n);
+    }
+    return out(r->head.origin, p, n);
+}
+
+int torii_ffi_up_method(struct torii_request_s *r, const char *p, size_t n)
+{
+    CHECK_REQ(r);
+    if (up_phase_check() != TORII_FFI_OK)
+        return TORII_FFI_BAD_PHASE;
+    if (n == 0)
+        return fail(TORII_FFI_ERROR, "empty method");
+    for (size_t i = 0; i < n; i++)
+        if (!((p[i] >= 'A' && p[i] <= 'Z') || p[i] == '-' || p[i] == '_'))
+            return fail(TORII_FFI_ERROR, "a method is upper-case letters");
+    r->up_method = torii_str(torii_pstrndup(request_pool(r), p, n), n);
+    return TORII_FFI_OK;
+}
+
+int torii_ffi_up_host(struct torii_request_s *r, const char *p, size_t n)
+{
+    CHECK_REQ(r);
+    if (up_phase_check() != TORII_FFI_OK)
+        return TORII_FFI_BAD_PHASE;
+    if (!line_safe(p, n) || memchr(p, '/', n) || memchr(p, '@', n))
+        return fail(TORII_FFI_ERROR, "invalid Host value");
+    r->up_host = torii_str(torii_pstrndup(request_pool(r), p, n), n);
+    return TORII_FFI_OK;
+}
+
 int torii_ffi_resp_header(struct torii_request_s *r, int op, const char *name, size_t nlen, const char *value,
                           size_t vlen)
 {

@@ -64,6 +64,13 @@ int torii_ffi_req_param(struct torii_request_s *r, const char *name, size_t nlen
 int torii_ffi_up_header(struct torii_request_s *r, int op, const char *name, size_t nlen, const char *value,
                         size_t vlen);
 
+/* The upstream request's line: its target (origin form, path and query),
+ * method and Host; get_target gives the current one (set or as received). */
+int torii_ffi_up_target(struct torii_request_s *r, const char *p, size_t n);
+int torii_ffi_up_get_target(struct torii_request_s *r, const char **p, size_t *n);
+int torii_ffi_up_method(struct torii_request_s *r, const char *p, size_t n);
+int torii_ffi_up_host(struct torii_request_s *r, const char *p, size_t n);
+
 /* The response: its headers (op as above; rewrite, access, header_filter),
  * its status (header_filter: the upstream's; log: what the client got), or
  * an answer from Lua instead of the upstream (rewrite, access). */

@@ -151,6 +151,16 @@ static void push_config(lua_State *L, const torii_config_t *conf, const char *ho
         }
         lua_setfield(L, -2, "global_rules_origins");
     }
+    if (conf->consumers) {
+        push_cnode(L, conf->consumers, array_mt);
+        lua_setfield(L, -2, "consumers");
+        lua_createtable(L, (int)conf->consumers->n, 0);
+        for (size_t i = 0; i < conf->consumers->n; i++) {
+            push_origins(L, torii_cnode_get(conf->consumers->items[i], "plugins"));
+            lua_rawseti(L, -2, (int)i + 1);
+        }
+        lua_setfield(L, -2, "consumers_origins");
+    }
 }
 
 static void fail_with_top(lua_State *L, const char *what, char *err, size_t errlen)

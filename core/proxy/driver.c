@@ -82,6 +82,9 @@ static void send_request_head(torii_client_t *c, torii_upstream_t *up)
         .default_host = r->node->text,
         .chunked = r->body.out_chunked,
         .edits = r->up_edits,
+        .target = r->up_target,
+        .method = r->up_method,
+        .host = r->up_host,
     };
     torii_forward_request_head(&up->out, &r->head, &ctx);
 }

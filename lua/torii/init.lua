@@ -117,6 +117,56 @@ function upstream.clear_header(name)
   check(C.torii_ffi_up_header(current("upstream.clear_header"), 2, name, #name, nil, 0), "upstream.clear_header")
 end
 
+local function upstream_set(cfn, fname, value)
+  value = tostring(value)
+  check(cfn(current(fname), value, #value), fname)
+end
+
+--- The upstream request's target (path and query), as it will be sent.
+function upstream.get_uri()
+  check(C.torii_ffi_up_get_target(current("upstream.get_uri"), p, n), "upstream.get_uri")
+  return ffi_string(p[0], n[0])
+end
+
+--- Replace the whole target: "/path?query" (rewrite, access).
+function upstream.set_uri(uri)
+  upstream_set(C.torii_ffi_up_target, "upstream.set_uri", uri)
+end
+
+--- Replace the path, keeping the query (rewrite, access). The path is
+--- sent as given: escape what needs escaping.
+function upstream.set_path(path)
+  local q = upstream.get_uri():match("%?.*$") or ""
+  upstream_set(C.torii_ffi_up_target, "upstream.set_path", path .. q)
+end
+
+local function escape_arg(v)
+  return (tostring(v):gsub("[^%w%-%._~]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
+--- Replace the query: a string (without '?') or a table of arguments
+--- (rewrite, access).
+function upstream.set_query(q)
+  if type(q) == "table" then
+    local keys, parts = {}, {}
+    for k in pairs(q) do keys[#keys + 1] = k end
+    table.sort(keys)
+    for _, k in ipairs(keys) do parts[#parts + 1] = escape_arg(k) .. "=" .. escape_arg(q[k]) end
+    q = table.concat(parts, "&")
+  end
+  local path = upstream.get_uri():match("^[^?]*")
+  upstream_set(C.torii_ffi_up_target, "upstream.set_query", q ~= "" and (path .. "?" .. q) or path)
+end
+
+function upstream.set_method(method)
+  upstream_set(C.torii_ffi_up_method, "upstream.set_method", method)
+end
+
+--- The Host header sent upstream (rewrite, access).
+function upstream.set_host(host)
+  upstream_set(C.torii_ffi_up_host, "upstream.set_host", host)
+end
+
 local response = torii.response
 
 -- Raised by exit to unwind the plugin; the chain catches it.
@@ -187,5 +237,36 @@ function torii.get_phase()
 end
 
 torii.json = json
+
+--- Consumers (`consumers:` in the configuration): find one by a field of
+--- its configuration for a plugin, then attach it to the request.
+torii.consumer = {}
+
+-- plugin name -> list of {username = ..., conf = ...}; set by the runtime.
+torii.consumer._by_plugin = {}
+local indexes = {}
+
+--- The consumer whose `plugin` configuration has `field` == value, or nil.
+function torii.consumer.find(plugin, field, value)
+  local key = plugin .. "\0" .. field
+  local index = indexes[key]
+  if not index then
+    index = {}
+    for _, c in ipairs(torii.consumer._by_plugin[plugin] or {}) do
+      local v = c.conf[field]
+      if v ~= nil then index[v] = c end
+    end
+    indexes[key] = index
+  end
+  return index[value]
+end
+
+--- Mark the request as the consumer's: ctx.consumer, and its name for the
+--- upstream in X-Consumer-Username.
+function torii.consumer.attach(ctx, consumer)
+  ctx.consumer = consumer
+  ctx.consumer_name = consumer.username
+  upstream.set_header("X-Consumer-Username", consumer.username)
+end
 
 return torii

@@ -128,10 +128,50 @@ local function build_chain(set)
   return chain
 end
 
+-- Consumers: each plugin part checked against the plugin's consumer_schema;
+-- a plugin may name a field that must be unique across consumers
+-- (consumer_unique, e.g. key-auth's key).
+local function init_consumers(conf, dirs)
+  local by_plugin = {}
+  local seen = {} -- plugin -> unique value -> consumer index
+  for i, c in ipairs(conf.consumers or {}) do
+    local origins = conf.consumers_origins and conf.consumers_origins[i]
+    for name, pconf in pairs(c.plugins or {}) do
+      local path = ("consumers[%d].plugins.%s"):format(i - 1, name)
+      local origin = origins and origins[name]
+      local p, err = load_plugin(name, dirs)
+      if not p then return nil, where(origin) .. path .. ": " .. err end
+      if not p.consumer_schema then
+        return nil, where(origin) .. path .. ": plugin " .. name .. " has no consumer configuration"
+      end
+      if type(pconf) ~= "table" or getmetatable(pconf) == M.array_mt then
+        return nil, where(origin) .. path .. ": must be an object"
+      end
+      local ok, errs = schema.validate(p.consumer_schema, pconf, { path = path, defaults = true })
+      if not ok then return nil, where(origin) .. errs[1] end
+      local field = p.consumer_unique
+      if field and pconf[field] ~= nil then
+        seen[name] = seen[name] or {}
+        local first = seen[name][pconf[field]]
+        if first then
+          return nil, ("%s%s.%s: the same %s as consumers[%d]"):format(where(origin), path, field, field, first - 1)
+        end
+        seen[name][pconf[field]] = i
+      end
+      by_plugin[name] = by_plugin[name] or {}
+      table.insert(by_plugin[name], { username = c.username, conf = pconf })
+    end
+  end
+  torii.consumer._by_plugin = by_plugin
+  return true
+end
+
 --- Called once per VM with the configuration (see core/lua/vm.c). Returns
 --- true and, per route index, whether it runs any plugin; or nil, error.
 function M.init(conf)
   local dirs = conf.plugin_dirs
+  local cok, cerr = init_consumers(conf, dirs)
+  if not cok then return nil, cerr end
   local global = {}
   for i, rule in ipairs(conf.global_rules or {}) do
     local _, err = prepare(rule.plugins, ("global_rules[%d].plugins"):format(i - 1),
