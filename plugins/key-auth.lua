@@ -42,6 +42,20 @@ local plugin = {
   consumer_unique = "key", -- two consumers cannot share a key
 }
 
+local function unescape(s)
+  return (s:gsub("+", " "):gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- The raw query without the argument `name` (every occurrence); the
+-- others stay exactly as sent, repeated and value-less ones included.
+local function without_arg(q, name)
+  local kept = {}
+  for pair in q:gmatch("[^&]+") do
+    if unescape(pair:match("^[^=]*")) ~= name then kept[#kept + 1] = pair end
+  end
+  return table.concat(kept, "&")
+end
+
 function plugin.access(conf, ctx)
   local header = conf.header or "apikey"
   local query = conf.query or "apikey"
@@ -61,9 +75,7 @@ function plugin.access(conf, ctx)
   torii.consumer.attach(ctx, consumer)
   if conf.hide_credentials then
     if from_query then
-      local args = torii.request.get_query_args()
-      args[query] = nil
-      torii.upstream.set_query(args)
+      torii.upstream.set_query(without_arg(torii.request.get_query(), query))
     else
       torii.upstream.clear_header(header)
     end

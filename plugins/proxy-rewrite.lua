@@ -49,10 +49,18 @@ function plugin.check(conf)
   return true
 end
 
+-- A decoded parameter back into a path: everything but unreserved
+-- characters, sub-delims, ':' and '@' escaped. '%' stays: the router keeps
+-- %2F and %25 escaped in parameters, so a '%' there is already an escape.
+local function path_escape(v)
+  return (v:gsub("[^%w%-%._~!$&'()*+,;=:@%%]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
 -- "$name" in a uri template: a route parameter (unknown names stay as written).
 local function expand(template)
   return (template:gsub("%$([%a_][%w_]*)", function(name)
-    return torii.request.get_uri_param(name)
+    local v = torii.request.get_uri_param(name)
+    return v and path_escape(v)
   end))
 end
 

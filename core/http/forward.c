@@ -171,7 +171,8 @@ void torii_forward_request_head(torii_buf_t *out, const torii_http_head_t *h, co
 {
     torii_str_t host = h->f.host >= 0 ? h->headers[h->f.host].value : torii_str("", 0);
     if (h->authority.n)
-        host = h->authority; /* RFC 9112 3.2.2: the target's authority wins */
+        host = h->authority;        /* RFC 9112 3.2.2: the target's authority wins */
+    torii_str_t client_host = host; /* X-Forwarded-Host says what the client asked for */
     if (ctx->host.n)
         host = ctx->host;
     put_str(out, ctx->method.n ? ctx->method : h->method_name);
@@ -206,7 +207,7 @@ void torii_forward_request_head(torii_buf_t *out, const torii_http_head_t *h, co
         put(out, "Connection: upgrade\r\n", 21);
         put_header(out, TORII_STR("Upgrade"), first_value(h, TORII_H_UPGRADE));
     }
-    put_forwarding(out, h, ctx, host);
+    put_forwarding(out, h, ctx, client_host.n ? client_host : host);
     put(out, "\r\n", 2);
 }
 

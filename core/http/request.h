@@ -50,7 +50,11 @@ typedef struct torii_request_s {
     torii_hdr_edit_t *resp_edits;              /* response header changes, in order */
     int exit_status;                           /* a plugin answered: status (0: none) */
     torii_str_t exit_body;
-    int co_ref; /* the request's Lua coroutine (registry ref), 0: none */
+    int co_ref;       /* the request's Lua coroutine (registry ref), 0: none */
+    double wait_ms;   /* a plugin waits this long (torii.sleep) */
+    bool waiting;     /* its coroutine is suspended mid-phase */
+    uint8_t phase_at; /* the next access-side phase to run (0: rewrite) */
+    uint8_t phase;    /* the phase running in Lua */
     uint8_t tries;
     bool response_started;    /* head queued for the client: no error page any more */
     bool response_done;       /* last response byte queued */

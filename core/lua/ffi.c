@@ -303,6 +303,17 @@ int torii_ffi_resp_exit(struct torii_request_s *r, int status, const char *body,
     return TORII_FFI_OK;
 }
 
+int torii_ffi_sleep(struct torii_request_s *r, double ms)
+{
+    CHECK_REQ(r);
+    if (current_phase != TORII_PHASE_REWRITE && current_phase != TORII_PHASE_ACCESS)
+        return fail(TORII_FFI_BAD_PHASE, "waiting is possible only in rewrite and access");
+    if (!(ms >= 0) || ms > 86400000.0)
+        return fail(TORII_FFI_ERROR, "sleep takes 0 to 86400 seconds");
+    r->wait_ms = ms;
+    return TORII_FFI_OK;
+}
+
 int torii_ffi_log(int level, const char *msg, size_t n)
 {
     if (level < TORII_LOG_DEBUG || level > TORII_LOG_EMERG)

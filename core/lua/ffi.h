@@ -79,6 +79,10 @@ int torii_ffi_resp_header(struct torii_request_s *r, int op, const char *name, s
 int torii_ffi_resp_status(struct torii_request_s *r);
 int torii_ffi_resp_exit(struct torii_request_s *r, int status, const char *body, size_t blen);
 
+/* Wait ms milliseconds without blocking the worker (rewrite, access): on
+ * TORII_FFI_OK the Lua side yields; the request resumes when the time is up. */
+int torii_ffi_sleep(struct torii_request_s *r, double ms);
+
 /* Log through the error log, with the request's id and route appended. */
 int torii_ffi_log(int level, const char *msg, size_t n);
 

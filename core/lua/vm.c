@@ -19,7 +19,7 @@
 #define CO_POOL 256 /* idle coroutines kept for the next requests */
 
 /* Status a phase's coroutine yields back to C (lua/torii/runtime.lua). */
-enum { PHASE_OK = 0, PHASE_EXIT = 1, PHASE_ERROR = 2 };
+enum { PHASE_OK = 0, PHASE_EXIT = 1, PHASE_ERROR = 2, PHASE_WAIT = 3 };
 
 struct torii_vm_s {
     lua_State *L;
@@ -275,15 +275,33 @@ static lua_State *take_coroutine(torii_vm_t *vm, torii_request_t *r, bool *fresh
     return co;
 }
 
+static int resume(torii_vm_t *vm, torii_request_t *r, lua_State *co, int phase, int nargs);
+
 int torii_vm_run_phase(torii_vm_t *vm, torii_request_t *r, int phase)
 {
     bool fresh;
     lua_State *co = take_coroutine(vm, r, &fresh);
-    int rc, status;
-    torii_ffi_enter(r, phase);
+    (void)fresh;
+    r->phase = (uint8_t)phase;
     lua_pushinteger(co, phase);
     lua_pushinteger(co, (lua_Integer)(r->route - vm->conf->routes) + 1);
-    rc = lua_resume(co, 2);
+    return resume(vm, r, co, phase, 2);
+}
+
+int torii_vm_resume(torii_vm_t *vm, torii_request_t *r)
+{
+    lua_State *co;
+    lua_rawgeti(vm->L, LUA_REGISTRYINDEX, r->co_ref);
+    co = lua_tothread(vm->L, -1);
+    lua_pop(vm->L, 1);
+    return resume(vm, r, co, r->phase, 0);
+}
+
+static int resume(torii_vm_t *vm, torii_request_t *r, lua_State *co, int phase, int nargs)
+{
+    int rc, status;
+    torii_ffi_enter(r, phase);
+    rc = lua_resume(co, nargs);
     torii_ffi_leave();
     if (rc != LUA_YIELD) {
         /* The loop never returns and catches plugin errors itself: this is
@@ -309,14 +327,25 @@ int torii_vm_run_phase(torii_vm_t *vm, torii_request_t *r, int phase)
     }
     status = (int)lua_tointeger(co, 2);
     lua_settop(co, 0);
-    (void)fresh;
-    return status == PHASE_OK ? TORII_OK : status == PHASE_EXIT ? TORII_DONE : TORII_ERROR;
+    r->waiting = status == PHASE_WAIT;
+    switch (status) {
+    case PHASE_OK: return TORII_OK;
+    case PHASE_EXIT: return TORII_DONE;
+    case PHASE_WAIT: return TORII_AGAIN;
+    default: return TORII_ERROR;
+    }
 }
 
 void torii_vm_request_done(torii_vm_t *vm, torii_request_t *r)
 {
     if (!r->co_ref)
         return;
+    if (r->waiting && vm) { /* suspended mid-chain: it can never be reused */
+        luaL_unref(vm->L, LUA_REGISTRYINDEX, r->co_ref);
+        r->co_ref = 0;
+        r->waiting = false;
+        return;
+    }
     if (vm && vm->nfree_co < CO_POOL)
         vm->free_co[vm->nfree_co++] = r->co_ref;
     else if (vm)

@@ -28,11 +28,16 @@ void torii_vm_free(torii_vm_t *vm);
 bool torii_vm_route_has_plugins(const torii_vm_t *vm, const torii_route_conf_t *route);
 
 /*
- * Run one phase of r's chain. TORII_OK: go on; TORII_DONE: a plugin
+ * Run one phase of r's chain. TORII_OK: go on; TORII_AGAIN: a plugin waits
+ * (see torii_vm_resume); TORII_DONE: a plugin
  * answered (r->exit_status, r->exit_body, r->resp_edits); TORII_ERROR: a
  * plugin failed (logged with plugin, route, request id and traceback).
  */
 int torii_vm_run_phase(torii_vm_t *vm, torii_request_t *r, int phase);
+
+/* TORII_AGAIN from run_phase: a plugin waits (r->wait_ms); call this when
+ * the wait is over. Same results as run_phase. */
+int torii_vm_resume(torii_vm_t *vm, torii_request_t *r);
 
 /* The request ended: its coroutine goes back to the pool. */
 void torii_vm_request_done(torii_vm_t *vm, torii_request_t *r);

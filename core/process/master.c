@@ -82,10 +82,10 @@ static void spawn(master_t *m, uint32_t i)
         return;
     }
     if (pid == 0) {
-        sigset_t none;
         int rc;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
+        /* The master's signals stay blocked until the worker's handlers are
+         * in place (torii_worker_run): a SIGUSR1 or SIGQUIT that arrives
+         * while the worker starts would otherwise kill it. */
         rc = torii_worker_run(m->conf, m->fds, m->nfds, (int)i + 1, m->pid);
         free(m->fds); /* the worker closed or will lose them at exit */
         free(m->slots);

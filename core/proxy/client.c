@@ -56,6 +56,7 @@ void torii_client_accept(torii_worker_t *w, int fd, const torii_addr_t *peer)
     torii_io_init(&c->rio, on_read, fd, TORII_EV_READ);
     torii_io_init(&c->wio, on_write, fd, TORII_EV_WRITE);
     torii_timer_init(&c->timer, on_timer, 0., 0.);
+    torii_timer_init(&c->wait_timer, torii_driver_wait_over, 0., 0.);
     torii_list_push(&w->clients, &c->link);
     w->nclients++;
     c->state = TORII_CLIENT_IDLE;
@@ -72,6 +73,7 @@ void torii_client_close(torii_client_t *c, bool reset)
     torii_io_stop(w->loop, &c->rio);
     torii_io_stop(w->loop, &c->wio);
     torii_timer_stop(w->loop, &c->timer);
+    torii_timer_stop(w->loop, &c->wait_timer);
     if (reset)
         torii_sock_reset(c->fd);
     else

@@ -176,13 +176,21 @@ static bool route_request(torii_client_t *c)
     return true;
 }
 
-/* rewrite, then access. False when the request was answered here. */
+static void proceed_upstream(torii_client_t *c);
+
+/* rewrite, then access, from r->phase_at on; a plugin may wait (then the
+ * wait timer calls back here). False when the request was answered or is
+ * waiting. */
 static bool run_access_phases(torii_client_t *c)
 {
     static const int phases[] = {TORII_PHASE_REWRITE, TORII_PHASE_ACCESS};
     torii_request_t *r = c->req;
-    for (size_t i = 0; i < TORII_ARRAY_LEN(phases); i++) {
-        int rc = torii_vm_run_phase(c->w->vm, r, phases[i]);
+    while (r->phase_at < TORII_ARRAY_LEN(phases)) {
+        int rc = r->waiting ? torii_vm_resume(c->w->vm, r) : torii_vm_run_phase(c->w->vm, r, phases[r->phase_at]);
+        if (rc == TORII_AGAIN) {
+            torii_timer_arm(c->w->loop, &c->wait_timer, r->wait_ms / 1000.0);
+            return false;
+        }
         if (rc == TORII_DONE) {
             torii_client_respond(c, r->exit_status, r->resp_edits, r->exit_body);
             return false;
@@ -191,8 +199,19 @@ static bool run_access_phases(torii_client_t *c)
             torii_client_error(c, 500, "a plugin failed");
             return false;
         }
+        r->phase_at++;
     }
     return true;
+}
+
+void torii_driver_wait_over(torii_loop_t *loop, torii_timer_t *t, int revents)
+{
+    torii_client_t *c = torii_container_of(t, torii_client_t, wait_timer);
+    (void)loop, (void)revents;
+    if (!c->req || !c->req->waiting)
+        return;
+    if (run_access_phases(c))
+        proceed_upstream(c);
 }
 
 void torii_driver_begin(torii_client_t *c)
@@ -211,9 +230,15 @@ void torii_driver_begin(torii_client_t *c)
         return;
     }
     /* The plugin phases run before any byte goes upstream; a plugin may
-     * answer the request itself. */
+     * answer the request itself, or wait. */
     if (torii_vm_route_has_plugins(w->vm, r->route) && !run_access_phases(c))
         return;
+    proceed_upstream(c);
+}
+
+static void proceed_upstream(torii_client_t *c)
+{
+    torii_request_t *r = c->req;
     if (r->head.f.expect_continue && !r->body.done) {
         /* torii reads the body itself, so it says "go on" itself. */
         torii_buf_append(&c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);

@@ -11,6 +11,9 @@
 /* A request head was parsed into c->req: route it and start proxying. */
 void torii_driver_begin(torii_client_t *c);
 
+/* A plugin's wait (torii.sleep) is over: go on with its phase. */
+void torii_driver_wait_over(torii_loop_t *loop, torii_timer_t *t, int revents);
+
 /* Body bytes arrived in c->in (from c->body_pos on). */
 void torii_driver_body(torii_client_t *c);
 

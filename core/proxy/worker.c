@@ -121,6 +121,10 @@ void torii_worker_request_free(torii_worker_t *w, torii_request_t *r)
 {
     free(r->path_buf);
     r->path_buf = NULL;
+    /* A chain suspended mid-phase (the client left while a plugin waited)
+     * is dropped; the log phase then runs on a fresh coroutine. */
+    if (r->waiting)
+        torii_vm_request_done(w->vm, r);
     /* The log phase: after the last byte, whatever the outcome. */
     if (r->route && torii_vm_route_has_plugins(w->vm, r->route))
         torii_vm_run_phase(w->vm, r, TORII_PHASE_LOG);
@@ -261,6 +265,11 @@ int torii_worker_run(const torii_config_t *conf, const int *listen_fds, uint32_t
     if (getrandom(&w.seed, sizeof w.seed, GRND_NONBLOCK) != sizeof w.seed)
         w.seed = (uint32_t)getpid() * 2654435761u;
     setup_watchers(&w);
+    {
+        sigset_t none; /* blocked since the fork (master.c): handlers are ready now */
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+    }
     start_accepting(&w);
     torii_log_info("worker %d started", id);
     torii_loop_run(w.loop);

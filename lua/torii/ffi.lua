@@ -32,6 +32,7 @@ int torii_ffi_resp_header(struct torii_request_s *r, int op, const char *name, s
   const char *value, size_t vlen);
 int torii_ffi_resp_status(struct torii_request_s *r);
 int torii_ffi_resp_exit(struct torii_request_s *r, int status, const char *body, size_t blen);
+int torii_ffi_sleep(struct torii_request_s *r, double ms);
 int torii_ffi_log(int level, const char *msg, size_t n);
 ]]
 

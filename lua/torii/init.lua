@@ -238,6 +238,18 @@ end
 
 torii.json = json
 
+-- Yielded ahead of a status, so that C knows the yield is torii's.
+torii._token = setmetatable({}, { __tostring = function() return "torii.token" end })
+local WAIT = 3
+
+--- Wait without blocking the worker: other requests go on meanwhile
+--- (rewrite, access).
+function torii.sleep(seconds)
+  local r = current("sleep")
+  check(C.torii_ffi_sleep(r, (tonumber(seconds) or -1) * 1000), "sleep")
+  coroutine.yield(torii._token, WAIT)
+end
+
 --- Consumers (`consumers:` in the configuration): find one by a field of
 --- its configuration for a plugin, then attach it to the request.
 torii.consumer = {}

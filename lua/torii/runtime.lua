@@ -216,9 +216,9 @@ local function run(chain, phase, ctx)
   return OK
 end
 
--- What the loop yields first, so that C can tell the end of a phase from
--- a plugin calling coroutine.yield() itself (which C treats as an error).
-M.token = setmetatable({}, { __tostring = function() return "torii.runtime.token" end })
+-- What the loop (and torii's waiting calls) yield first, so that C can tell
+-- them from a plugin calling coroutine.yield() itself (an error).
+M.token = torii._token
 
 --- A request's coroutine: one chain run per resume. A parked coroutine is
 --- reused for the next request, which starts with the rewrite phase.
