@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "config/config.h"
 #include "lua/vm.h"
+#include "shm/zones.h"
 #include "process/master.h"
 #include "process/pidfile.h"
 
@@ -134,6 +135,22 @@ static int open_logs(const torii_config_t *conf)
     return TORII_OK;
 }
 
+/* Shared dicts, before any worker forks: the configured ones, then those
+ * the plugins in use want and the configuration does not declare. */
+static int open_zones(const torii_config_t *conf, const torii_vm_t *vm, char *err, size_t errlen)
+{
+    char *const *names;
+    const uint64_t *sizes;
+    size_t n = torii_vm_dicts(vm, &names, &sizes);
+    for (uint32_t i = 0; i < conf->nshdicts; i++)
+        if (!torii_zones_add(conf->shdict_names[i], conf->shdict_sizes[i], err, errlen))
+            return TORII_ERROR;
+    for (size_t i = 0; i < n; i++)
+        if (!torii_zones_has(names[i]) && !torii_zones_add(names[i], sizes[i], err, errlen))
+            return TORII_ERROR;
+    return TORII_OK;
+}
+
 int main(int argc, char **argv)
 {
     options_t o = {0};
@@ -162,6 +179,12 @@ int main(int argc, char **argv)
             torii_config_free(conf);
             return 1;
         }
+        if (!o.test && open_zones(conf, vm, err, sizeof err) != TORII_OK) {
+            fprintf(stderr, "torii: %s\n", err);
+            torii_vm_free(vm);
+            torii_config_free(conf);
+            return 1;
+        }
         torii_vm_free(vm);
     }
     if (o.test) {
@@ -175,6 +198,7 @@ int main(int argc, char **argv)
         return 1;
     }
     rc = torii_master_run(conf);
+    torii_zones_close();
     torii_log_close();
     return rc;
 }

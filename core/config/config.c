@@ -11,6 +11,7 @@
 
 #include "base/common.h"
 #include "base/log.h"
+#include "base/units.h"
 #include "config/loader.h"
 
 #define SEC 1000
@@ -228,6 +229,37 @@ static bool dec_consumers(torii_dctx_t *c, const torii_cnode_t *n, void *dst, co
     return true;
 }
 
+/* shared_dicts: {limits: 10m}: zones of shared memory for plugins. */
+static bool dec_shared_dicts(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    torii_config_t *conf = ((torii_loader_t *)c->user)->conf;
+    (void)dst, (void)f;
+    if (!torii_dec_expect(c, n, TORII_CN_MAP))
+        return false;
+    conf->shdict_names = torii_palloc(c->pool, sizeof(char *) * (n->n + 1));
+    conf->shdict_sizes = torii_palloc(c->pool, sizeof(uint64_t) * (n->n + 1));
+    for (size_t i = 0; i < n->n; i++) {
+        const torii_cnode_t *v = n->items[i];
+        const char *name = n->keys[i]->text;
+        uint64_t size = 0;
+        size_t mark = torii_dctx_push_key(c, name);
+        for (const char *p = name; *p; p++)
+            if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+                  *p == '-'))
+                return torii_dctx_fail(c, n->keys[i], "invalid name \"%s\" (letters, digits, '_', '-')", name);
+        if (v->type == TORII_CN_STR ? !torii_parse_size(v->text, &size)
+                                    : !(v->type == TORII_CN_INT && v->v.i > 0 && (size = (uint64_t)v->v.i)))
+            return torii_dctx_fail(c, v, "must be a size such as 10m");
+        if (size < 32 * 1024 || size > (64ull << 30))
+            return torii_dctx_fail(c, v, "must be between 32k and 64g, got %llu bytes", (unsigned long long)size);
+        conf->shdict_names[i] = torii_pstrdup(c->pool, name);
+        conf->shdict_sizes[i] = size;
+        torii_dctx_pop(c, mark);
+    }
+    conf->nshdicts = (uint32_t)n->n;
+    return true;
+}
+
 static bool one_include(torii_dctx_t *c, const torii_cnode_t *n, size_t i, void *arg)
 {
     ((char **)arg)[i] = torii_pstrndup(c->pool, n->text, n->len);
@@ -306,6 +338,7 @@ static const torii_field_t top_fields[] = {
     {"plugin_dirs", dec_plugin_dirs, 0, 0, 0, NULL, false},
     {"global_rules", dec_global_rules, 0, 0, 0, NULL, false},
     {"consumers", dec_consumers, 0, 0, 0, NULL, false},
+    {"shared_dicts", dec_shared_dicts, 0, 0, 0, NULL, false},
     {0},
 };
 

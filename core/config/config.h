@@ -102,6 +102,9 @@ typedef struct {
     uint32_t nplugin_dirs;
     const struct torii_cnode_s *global_rules; /* `global_rules:` list, or NULL */
     const struct torii_cnode_s *consumers;    /* `consumers:` list, or NULL */
+    char **shdict_names;                      /* `shared_dicts: {name: size}` */
+    uint64_t *shdict_sizes;
+    uint32_t nshdicts;
 } torii_config_t;
 
 /*

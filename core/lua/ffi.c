@@ -43,6 +43,11 @@ const char *torii_ffi_errmsg(void)
     return errmsg;
 }
 
+void torii_ffi_set_error(const char *why)
+{
+    errmsg = why;
+}
+
 static int fail(int code, const char *why)
 {
     errmsg = why;

@@ -30,6 +30,7 @@
 #define TORII_PHASE_LOG           4
 
 struct torii_request_s;
+struct torii_shdict_s;
 
 int torii_ffi_abi_version(void);
 
@@ -82,6 +83,24 @@ int torii_ffi_resp_exit(struct torii_request_s *r, int status, const char *body,
 /* Wait ms milliseconds without blocking the worker (rewrite, access): on
  * TORII_FFI_OK the Lua side yields; the request resumes when the time is up. */
 int torii_ffi_sleep(struct torii_request_s *r, double ms);
+
+/* Shared dicts (shared_dicts in the configuration), by name: NULL if none.
+ * Values: type 1 string, 2 number, 3 boolean (0: none). ttl in seconds,
+ * 0 = never expires. get points *str at a copy valid until the next call.
+ * op for store: 0 set, 1 add, 2 replace, 3 safe_set, 4 safe_add.
+ * Results are TORII_FFI_OK or TORII_FFI_NOT_FOUND, else an error with a
+ * message; *forcible says live entries were evicted to make room. */
+struct torii_shdict_s *torii_ffi_shdict(const char *name, size_t n);
+int torii_ffi_shdict_get(struct torii_shdict_s *d, const char *key, size_t klen, int *type, double *num,
+                         const char **str, size_t *slen);
+int torii_ffi_shdict_store(struct torii_shdict_s *d, int op, const char *key, size_t klen, int type, double num,
+                           const char *str, size_t slen, double ttl, int *forcible);
+int torii_ffi_shdict_incr(struct torii_shdict_s *d, const char *key, size_t klen, double delta, double init,
+                          int has_init, double ttl, double *out);
+int torii_ffi_shdict_delete(struct torii_shdict_s *d, const char *key, size_t klen);
+int torii_ffi_shdict_expire(struct torii_shdict_s *d, const char *key, size_t klen, double ttl);
+int torii_ffi_shdict_ttl(struct torii_shdict_s *d, const char *key, size_t klen, double *ttl);
+int torii_ffi_shdict_flush_all(struct torii_shdict_s *d);
 
 /* Log through the error log, with the request's id and route appended. */
 int torii_ffi_log(int level, const char *msg, size_t n);

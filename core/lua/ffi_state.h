@@ -10,4 +10,7 @@
 void torii_ffi_enter(torii_request_t *r, int phase);
 void torii_ffi_leave(void);
 
+/* What torii_ffi_errmsg() says next (a static string). */
+void torii_ffi_set_error(const char *why);
+
 #endif

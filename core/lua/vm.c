@@ -30,6 +30,9 @@ struct torii_vm_s {
     int nfree_co;
     const torii_config_t *conf;
     bool *route_plugins; /* per route (by index): does it meet any plugin? */
+    char **dict_names;   /* shared dicts the loaded plugins want by default */
+    uint64_t *dict_sizes;
+    size_t ndicts;
 };
 
 /* Where lua/ and plugins/ are: $TORII_HOME, else the first directory up
@@ -163,6 +166,36 @@ static void push_config(lua_State *L, const torii_config_t *conf, const char *ho
     }
 }
 
+/* runtime.needed_dicts: {name = bytes} from the plugins' shared_dicts. */
+static void collect_dicts(torii_vm_t *vm, lua_State *L)
+{
+    size_t n = 0;
+    lua_getfield(L, -1, "needed_dicts");
+    if (lua_istable(L, -1)) {
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            n++;
+            lua_pop(L, 1);
+        }
+        vm->dict_names = calloc(n + 1, sizeof *vm->dict_names);
+        vm->dict_sizes = calloc(n + 1, sizeof *vm->dict_sizes);
+        if (!vm->dict_names || !vm->dict_sizes)
+            abort();
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            if (lua_type(L, -2) == LUA_TSTRING && lua_isnumber(L, -1)) {
+                vm->dict_names[vm->ndicts] = strdup(lua_tostring(L, -2));
+                vm->dict_sizes[vm->ndicts] = (uint64_t)lua_tonumber(L, -1);
+                if (!vm->dict_names[vm->ndicts])
+                    abort();
+                vm->ndicts++;
+            }
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+}
+
 static void fail_with_top(lua_State *L, const char *what, char *err, size_t errlen)
 {
     const char *msg = lua_tostring(L, -1);
@@ -230,8 +263,16 @@ torii_vm_t *torii_vm_new(const torii_config_t *conf, char *err, size_t errlen)
         lua_pop(L, 1);
     }
     lua_pop(L, 2);
+    collect_dicts(vm, L);
     vm->runtime = luaL_ref(L, LUA_REGISTRYINDEX);
     return vm;
+}
+
+size_t torii_vm_dicts(const torii_vm_t *vm, char *const **names, const uint64_t **sizes)
+{
+    *names = vm->dict_names;
+    *sizes = vm->dict_sizes;
+    return vm->ndicts;
 }
 
 void torii_vm_free(torii_vm_t *vm)
@@ -241,6 +282,10 @@ void torii_vm_free(torii_vm_t *vm)
     if (vm->L)
         lua_close(vm->L);
     free(vm->route_plugins);
+    for (size_t i = 0; i < vm->ndicts; i++)
+        free(vm->dict_names[i]);
+    free(vm->dict_names);
+    free(vm->dict_sizes);
     free(vm);
 }
 

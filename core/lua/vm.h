@@ -24,6 +24,10 @@ torii_vm_t *torii_vm_new(const torii_config_t *conf, char *err, size_t errlen);
 
 void torii_vm_free(torii_vm_t *vm);
 
+/* Shared dicts the loaded plugins want when the configuration does not
+ * declare them (plugin field shared_dicts = {name = "10m"}). */
+size_t torii_vm_dicts(const torii_vm_t *vm, char *const **names, const uint64_t **sizes);
+
 /* Does a request on this route meet any plugin (its own or a global rule)? */
 bool torii_vm_route_has_plugins(const torii_vm_t *vm, const torii_route_conf_t *route);
 

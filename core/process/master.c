@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "event/sock.h"
 #include "process/master.h"
+#include "shm/zones.h"
 #include "process/pidfile.h"
 #include "proxy/worker.h"
 
@@ -87,7 +88,8 @@ static void spawn(master_t *m, uint32_t i)
          * in place (torii_worker_run): a SIGUSR1 or SIGQUIT that arrives
          * while the worker starts would otherwise kill it. */
         rc = torii_worker_run(m->conf, m->fds, m->nfds, (int)i + 1, m->pid);
-        free(m->fds); /* the worker closed or will lose them at exit */
+        torii_zones_close(); /* this process's mappings only: the zones live on */
+        free(m->fds);        /* the worker closed or will lose them at exit */
         free(m->slots);
         torii_config_free(m->conf);
         torii_log_close();

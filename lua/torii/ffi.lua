@@ -6,6 +6,7 @@ local ABI = 1 -- TORII_FFI_ABI this file was written for
 
 local cdef = [[
 struct torii_request_s;
+struct torii_shdict_s;
 int torii_ffi_abi_version(void);
 struct torii_request_s *torii_ffi_request(void);
 int torii_ffi_phase(void);
@@ -33,6 +34,17 @@ int torii_ffi_resp_header(struct torii_request_s *r, int op, const char *name, s
 int torii_ffi_resp_status(struct torii_request_s *r);
 int torii_ffi_resp_exit(struct torii_request_s *r, int status, const char *body, size_t blen);
 int torii_ffi_sleep(struct torii_request_s *r, double ms);
+struct torii_shdict_s *torii_ffi_shdict(const char *name, size_t n);
+int torii_ffi_shdict_get(struct torii_shdict_s *d, const char *key, size_t klen, int *type, double *num,
+  const char **str, size_t *slen);
+int torii_ffi_shdict_store(struct torii_shdict_s *d, int op, const char *key, size_t klen, int type, double num,
+  const char *str, size_t slen, double ttl, int *forcible);
+int torii_ffi_shdict_incr(struct torii_shdict_s *d, const char *key, size_t klen, double delta, double init,
+  int has_init, double ttl, double *out);
+int torii_ffi_shdict_delete(struct torii_shdict_s *d, const char *key, size_t klen);
+int torii_ffi_shdict_expire(struct torii_shdict_s *d, const char *key, size_t klen, double ttl);
+int torii_ffi_shdict_ttl(struct torii_shdict_s *d, const char *key, size_t klen, double *ttl);
+int torii_ffi_shdict_flush_all(struct torii_shdict_s *d);
 int torii_ffi_log(int level, const char *msg, size_t n);
 ]]
 

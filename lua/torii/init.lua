@@ -238,6 +238,105 @@ end
 
 torii.json = json
 
+--- Shared dicts: torii.shared.NAME (declared as shared_dicts: {NAME: 10m}),
+--- one memory for all workers; each call is atomic. nil for an unknown name.
+local Dict = {}
+Dict.__index = Dict
+
+local dtype, dnum, dstr, dlen = ffi.new("int[1]"), ffi.new("double[1]"), ffi.new("const char *[1]"),
+  ffi.new("size_t[1]")
+local forcible = ffi.new("int[1]")
+
+local function dict_result(rc)
+  if rc == tffi.OK then return true end
+  if rc == tffi.NOT_FOUND then return nil, "not found" end
+  if rc == tffi.DECLINED then return nil, "exists" end
+  return nil, tffi.errmsg()
+end
+
+--- The value (string, number or boolean), or nil.
+function Dict:get(key)
+  key = tostring(key)
+  local rc = C.torii_ffi_shdict_get(self.d, key, #key, dtype, dnum, dstr, dlen)
+  if rc ~= tffi.OK then
+    if rc == tffi.NOT_FOUND then return nil end
+    return nil, tffi.errmsg()
+  end
+  local t = dtype[0]
+  if t == 1 then return ffi_string(dstr[0], dlen[0]) end
+  if t == 2 then return tonumber(dnum[0]) end
+  return dnum[0] ~= 0
+end
+
+local function store(self, op, key, value, ttl)
+  key = tostring(key)
+  local vt, num, str = 0, 0, nil
+  local tv = type(value)
+  if tv == "string" then
+    vt, str = 1, value
+  elseif tv == "number" then
+    vt, num = 2, value
+  elseif tv == "boolean" then
+    vt, num = 3, value and 1 or 0
+  elseif value == nil and op == 0 then
+    return self:delete(key) or true
+  else
+    error("torii.shared: values are strings, numbers or booleans, not " .. tv, 3)
+  end
+  local rc = C.torii_ffi_shdict_store(self.d, op, key, #key, vt, num, str, str and #str or 0, ttl or 0, forcible)
+  local ok, err = dict_result(rc)
+  return ok, err, forcible[0] ~= 0
+end
+
+--- ok, err, forcible. ttl in seconds (0 or nil: never expires).
+function Dict:set(key, value, ttl) return store(self, 0, key, value, ttl) end
+function Dict:add(key, value, ttl) return store(self, 1, key, value, ttl) end
+function Dict:replace(key, value, ttl) return store(self, 2, key, value, ttl) end
+function Dict:safe_set(key, value, ttl) return store(self, 3, key, value, ttl) end
+function Dict:safe_add(key, value, ttl) return store(self, 4, key, value, ttl) end
+
+--- Add delta to a number; when absent and init is given, start from init
+--- (expiring after init_ttl seconds) in the same atomic step. The new value,
+--- or nil and an error.
+function Dict:incr(key, delta, init, init_ttl)
+  key = tostring(key)
+  local rc = C.torii_ffi_shdict_incr(self.d, key, #key, delta or 1, init or 0, init and 1 or 0, init_ttl or 0, dnum)
+  if rc ~= tffi.OK then return dict_result(rc) end
+  return tonumber(dnum[0])
+end
+
+function Dict:delete(key)
+  key = tostring(key)
+  return dict_result(C.torii_ffi_shdict_delete(self.d, key, #key))
+end
+
+function Dict:expire(key, ttl)
+  key = tostring(key)
+  return dict_result(C.torii_ffi_shdict_expire(self.d, key, #key, ttl or 0))
+end
+
+--- Seconds left (0: never expires), or nil, "not found".
+function Dict:ttl(key)
+  key = tostring(key)
+  local rc = C.torii_ffi_shdict_ttl(self.d, key, #key, dnum)
+  if rc ~= tffi.OK then return dict_result(rc) end
+  return tonumber(dnum[0])
+end
+
+function Dict:flush_all()
+  return dict_result(C.torii_ffi_shdict_flush_all(self.d))
+end
+
+torii.shared = setmetatable({}, {
+  __index = function(t, name)
+    local d = C.torii_ffi_shdict(name, #name)
+    if d == nil then return nil end
+    local dict = setmetatable({ d = d, name = name }, Dict)
+    rawset(t, name, dict)
+    return dict
+  end,
+})
+
 -- Yielded ahead of a status, so that C knows the yield is torii's.
 torii._token = setmetatable({}, { __tostring = function() return "torii.token" end })
 local WAIT = 3

@@ -16,6 +16,17 @@ local OK, EXIT, ERROR = 0, 1, 2
 local chains = {} -- route index -> list of {name, plugin, conf}
 local plugins = {} -- name -> plugin module, loaded once per VM
 
+-- Shared dicts the loaded plugins want (name -> bytes); the master creates
+-- those the configuration does not declare.
+M.needed_dicts = {}
+
+local function parse_size(v)
+  if type(v) == "number" then return v end
+  local n, unit = tostring(v):lower():match("^(%d+)([kmg]?)$")
+  if not n then return nil end
+  return tonumber(n) * ({ [""] = 1, k = 1024, m = 1048576, g = 1073741824 })[unit]
+end
+
 local function file_exists(path)
   local f = io.open(path, "rb")
   if f then f:close() end
@@ -53,6 +64,13 @@ local function load_plugin(name, dirs)
         if p.init then
           local iok, ierr = pcall(p.init)
           if not iok then return nil, ("plugin %q: init failed: %s"):format(name, tostring(ierr)) end
+        end
+        for dict, size in pairs(p.shared_dicts or {}) do
+          local bytes = parse_size(size)
+          if type(dict) ~= "string" or not bytes then
+            return nil, ("plugin %q: shared_dicts must map names to sizes such as \"10m\""):format(name)
+          end
+          M.needed_dicts[dict] = math.max(M.needed_dicts[dict] or 0, bytes)
         end
         plugins[name] = p
         return p
