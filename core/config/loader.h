@@ -22,6 +22,10 @@ extern const torii_field_t torii_timeout_fields[];
 /* Decoder for a `routes:` list; appends to the configuration's routes. */
 bool torii_dec_routes(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f);
 
+/* Compile every `_meta.filter` in a `plugins:` map (the router's vars
+ * language), keeping each in its node's `compiled`. */
+bool torii_compile_plugin_filters(torii_dctx_t *c, const torii_cnode_t *plugins);
+
 /* After every file is read: fill route defaults, reject duplicate ids. */
 bool torii_routes_finish(torii_dctx_t *c, torii_config_t *conf);
 

@@ -39,6 +39,7 @@ struct torii_cnode_s {
     size_t n;              /* SEQ and MAP: number of items */
     torii_cnode_t **items; /* SEQ: the items; MAP: the values */
     torii_cnode_t **keys;  /* MAP: the keys (string nodes) */
+    void *compiled;        /* what a decoder made of this node (a plugin's _meta.filter) */
 };
 
 /*

@@ -256,10 +256,31 @@ static bool dec_priority(torii_dctx_t *c, const torii_cnode_t *n, void *dst, con
 
 /* Each plugin's configuration is checked by the Lua runtime against the
  * plugin's own schema; here only the shape. */
+bool torii_compile_plugin_filters(torii_dctx_t *c, const torii_cnode_t *plugins)
+{
+    for (size_t i = 0; i < plugins->n; i++) {
+        const torii_cnode_t *meta, *filter;
+        size_t mark;
+        if (plugins->items[i]->type != TORII_CN_MAP || !(meta = torii_cnode_get(plugins->items[i], "_meta")) ||
+            meta->type != TORII_CN_MAP || !(filter = torii_cnode_get(meta, "filter")))
+            continue;
+        mark = torii_dctx_push_key(c, plugins->keys[i]->text);
+        torii_dctx_push_key(c, "_meta");
+        torii_dctx_push_key(c, "filter");
+        if (!torii_dec_expect(c, filter, TORII_CN_SEQ))
+            return false;
+        ((torii_cnode_t *)filter)->compiled = torii_expr_compile(c, filter);
+        if (!filter->compiled)
+            return false;
+        torii_dctx_pop(c, mark);
+    }
+    return true;
+}
+
 static bool dec_plugins(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
 {
     (void)f;
-    if (!torii_dec_expect(c, n, TORII_CN_MAP))
+    if (!torii_dec_expect(c, n, TORII_CN_MAP) || !torii_compile_plugin_filters(c, n))
         return false;
     ((torii_route_conf_t *)dst)->plugins = n;
     return true;

@@ -41,8 +41,9 @@ typedef struct torii_request_s {
     const char *error;      /* why torii answered itself, for the log */
     uint64_t bytes_sent;    /* to the client, head included */
     double t_start, t_upstream, t_upstream_done;
-    char id[17];           /* request id: 16 hex digits */
-    const char *client_ip; /* the peer's address, as text */
+    char id[17];             /* request id: 16 hex digits */
+    const char *client_ip;   /* the peer's address, as text */
+    const uint8_t *client16; /* the same, 16-byte form (base/cidr.h) */
     /* What plugins did (core/lua). */
     struct torii_pool_s *pool;                 /* per-request arena, made on first use */
     torii_hdr_edit_t *up_edits;                /* upstream header changes, in order */

@@ -6,6 +6,8 @@
 #include "http/hdrkind.h"
 #include "lua/ffi.h"
 #include "lua/ffi_state.h"
+#include "router/expr.h"
+#include "router/path.h"
 
 static torii_request_t *current;
 static int current_phase;
@@ -134,6 +136,31 @@ int torii_ffi_req_header(struct torii_request_s *r, const char *name, size_t nle
         if (torii_str_ieq2(r->head.headers[i].name, want))
             return out(r->head.headers[i].value, value, vlen);
     return fail(TORII_FFI_NOT_FOUND, "no such header");
+}
+
+int torii_ffi_req_filter(struct torii_request_s *r, const void *filter)
+{
+    char host[256];
+    const torii_http_head_t *h;
+    torii_str_t raw;
+    torii_expr_req_t x;
+    CHECK_REQ(r);
+    h = &r->head;
+    raw = h->authority.n   ? h->authority
+          : h->f.host >= 0 ? torii_str_trim(h->headers[h->f.host].value)
+                           : torii_str("", 0);
+    x = (torii_expr_req_t){
+        .method = h->method_name,
+        .uri = r->path,
+        .request_uri = h->target,
+        .host = torii_str(host, raw.n <= sizeof host ? torii_host_normalise(raw, host) : 0),
+        .query = h->query,
+        .headers = h->headers,
+        .nheaders = h->nheaders,
+        .client = r->client16,
+        .client_text = torii_str(r->client_ip, strlen(r->client_ip)),
+    };
+    return torii_expr_eval(filter, &x) ? 1 : 0;
 }
 
 int torii_ffi_req_param(struct torii_request_s *r, const char *name, size_t nlen, const char **value, size_t *vlen)

@@ -58,6 +58,10 @@ int torii_ffi_req_header_at(struct torii_request_s *r, int i, const char **name,
                             size_t *vlen);
 int torii_ffi_req_header(struct torii_request_s *r, const char *name, size_t nlen, const char **value, size_t *vlen);
 
+/* Does the request meet a plugin's _meta.filter (compiled by the
+ * configuration loader)? 1 yes, 0 no. */
+int torii_ffi_req_filter(struct torii_request_s *r, const void *filter);
+
 /* A route parameter or named capture by name. */
 int torii_ffi_req_param(struct torii_request_s *r, const char *name, size_t nlen, const char **value, size_t *vlen);
 

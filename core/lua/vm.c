@@ -69,6 +69,10 @@ static bool find_home(char *out, size_t cap)
  * array metatable so that [] and {} stay apart. */
 static void push_cnode(lua_State *L, const torii_cnode_t *n, int array_mt)
 {
+    if (n->compiled) { /* compiled in C (a _meta.filter): Lua passes it back through the FFI */
+        lua_pushlightuserdata(L, n->compiled);
+        return;
+    }
     switch (n->type) {
     case TORII_CN_NULL: lua_pushnil(L); break;
     case TORII_CN_BOOL: lua_pushboolean(L, n->v.b); break;

@@ -173,6 +173,7 @@ static bool route_request(torii_client_t *c)
     }
     r->route = r->match.route;
     r->client_ip = c->ip;
+    r->client16 = c->peer16;
     return true;
 }
 

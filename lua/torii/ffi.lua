@@ -22,6 +22,7 @@ int torii_ffi_req_header_count(struct torii_request_s *r);
 int torii_ffi_req_header_at(struct torii_request_s *r, int i, const char **name, size_t *nlen,
   const char **value, size_t *vlen);
 int torii_ffi_req_header(struct torii_request_s *r, const char *name, size_t nlen, const char **value, size_t *vlen);
+int torii_ffi_req_filter(struct torii_request_s *r, const void *filter);
 int torii_ffi_req_param(struct torii_request_s *r, const char *name, size_t nlen, const char **value, size_t *vlen);
 int torii_ffi_up_header(struct torii_request_s *r, int op, const char *name, size_t nlen,
   const char *value, size_t vlen);

@@ -96,8 +96,11 @@ local function check_conf(p, conf, path)
         if type(v) ~= "number" or v ~= math.floor(v) then return nil, path .. "._meta.priority: must be an integer" end
       elseif k == "disable" then
         if type(v) ~= "boolean" then return nil, path .. "._meta.disable: must be true or false" end
+      elseif k == "filter" then
+        -- compiled and checked by the configuration loader (core/config)
+        if type(v) ~= "userdata" then return nil, path .. "._meta.filter: must be a list of conditions" end
       else
-        return nil, ("%s._meta: unknown key %q (priority, disable)"):format(path, tostring(k))
+        return nil, ("%s._meta: unknown key %q (priority, disable, filter)"):format(path, tostring(k))
       end
     end
     conf._meta = nil
@@ -216,9 +219,16 @@ end
 
 local function run(chain, phase, ctx)
   local pname = PHASES[phase]
+  local r
   for i = 1, #chain do
     local e = chain[i]
     local fn = e.plugin[pname]
+    local filter = e.meta.filter
+    if fn and filter then
+      -- _meta.filter: run this plugin only for the requests it describes
+      r = r or tffi.C.torii_ffi_request()
+      if tffi.C.torii_ffi_req_filter(r, filter) == 0 then fn = nil end
+    end
     if fn then
       torii._plugin = e.name
       local ok, err = xpcall(fn, on_error, e.conf, ctx)
