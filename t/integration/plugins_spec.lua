@@ -979,7 +979,7 @@ routes:
 
   it("_meta: unknown key, bad priority, bad disable, not a map", function()
     expect_error(route("      stamp_a: {_meta: {prio: 1}}\n"), { line = 9, path = "routes[0].plugins.stamp_a._meta",
-      reason = 'unknown key "prio" (priority, disable)' })
+      reason = 'unknown key "prio" (priority, disable, filter)' })
     expect_error(route("      stamp_a: {_meta: {priority: 1.5}}\n"),
       { line = 9, path = "routes[0].plugins.stamp_a._meta.priority", reason = "integer" })
     expect_error(route("      stamp_a: {_meta: {priority: high}}\n"),
