@@ -106,6 +106,12 @@ int torii_ffi_shdict_expire(struct torii_shdict_s *d, const char *key, size_t kl
 int torii_ffi_shdict_ttl(struct torii_shdict_s *d, const char *key, size_t klen, double *ttl);
 int torii_ffi_shdict_flush_all(struct torii_shdict_s *d);
 
+/* Timers (lua/torii/runtime.lua keeps the callbacks by id): fire id after
+ * delay seconds, then every interval seconds if interval > 0. Only in a
+ * worker (init_worker and after); TORII_FFI_DECLINED past the cap. */
+int torii_ffi_timer_start(int id, double delay, double interval);
+int torii_ffi_timer_stop(int id);
+
 /* Log through the error log, with the request's id and route appended. */
 int torii_ffi_log(int level, const char *msg, size_t n);
 

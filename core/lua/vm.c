@@ -385,6 +385,33 @@ static int resume(torii_vm_t *vm, torii_request_t *r, lua_State *co, int phase, 
     }
 }
 
+/* Call runtime.NAME(args...) with pcall; log a failure. */
+static void call_runtime(torii_vm_t *vm, const char *name, int nargs)
+{
+    lua_State *L = vm->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->runtime);
+    lua_getfield(L, -1, name);
+    lua_remove(L, -2);
+    lua_insert(L, -(nargs + 1));
+    if (lua_pcall(L, nargs, 0, 0) != 0) {
+        const char *msg = lua_tostring(L, -1);
+        torii_log_error("Lua runtime: %s failed: %s", name, msg ? msg : "?");
+        lua_pop(L, 1);
+    }
+}
+
+void torii_vm_init_worker(torii_vm_t *vm)
+{
+    call_runtime(vm, "init_worker", 0);
+}
+
+void torii_vm_fire_timer(torii_vm_t *vm, int id, bool premature)
+{
+    lua_pushinteger(vm->L, id);
+    lua_pushboolean(vm->L, premature);
+    call_runtime(vm, "fire_timer", 2);
+}
+
 void torii_vm_request_done(torii_vm_t *vm, torii_request_t *r)
 {
     if (!r->co_ref)

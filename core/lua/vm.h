@@ -43,6 +43,12 @@ int torii_vm_run_phase(torii_vm_t *vm, torii_request_t *r, int phase);
  * the wait is over. Same results as run_phase. */
 int torii_vm_resume(torii_vm_t *vm, torii_request_t *r);
 
+/* In a worker, once its loop runs: the plugins' init_worker hooks. */
+void torii_vm_init_worker(torii_vm_t *vm);
+
+/* A timer of torii.timer fired (premature: the worker is stopping). */
+void torii_vm_fire_timer(torii_vm_t *vm, int id, bool premature);
+
 /* The request ended: its coroutine goes back to the pool. */
 void torii_vm_request_done(torii_vm_t *vm, torii_request_t *r);
 

@@ -21,6 +21,7 @@
 #include "proxy/client.h"
 #include "proxy/upstream.h"
 #include "lua/ffi.h"
+#include "lua/timers.h"
 #include "lua/vm.h"
 #include "base/pool.h"
 #include "proxy/worker.h"
@@ -225,6 +226,7 @@ static void cleanup(torii_worker_t *w)
     for (uint32_t i = 0; i < w->nfree_reqs; i++)
         free(w->free_reqs[i]);
     torii_router_free(w->router);
+    torii_timers_shutdown();
     torii_vm_free(w->vm);
     free(w->rr);
     free(w->lio);
@@ -264,6 +266,8 @@ int torii_worker_run(const torii_config_t *conf, const int *listen_fds, uint32_t
     }
     if (getrandom(&w.seed, sizeof w.seed, GRND_NONBLOCK) != sizeof w.seed)
         w.seed = (uint32_t)getpid() * 2654435761u;
+    torii_timers_attach(w.loop, w.vm);
+    torii_vm_init_worker(w.vm);
     setup_watchers(&w);
     {
         sigset_t none; /* blocked since the fork (master.c): handlers are ready now */

@@ -46,6 +46,8 @@ int torii_ffi_shdict_delete(struct torii_shdict_s *d, const char *key, size_t kl
 int torii_ffi_shdict_expire(struct torii_shdict_s *d, const char *key, size_t klen, double ttl);
 int torii_ffi_shdict_ttl(struct torii_shdict_s *d, const char *key, size_t klen, double *ttl);
 int torii_ffi_shdict_flush_all(struct torii_shdict_s *d);
+int torii_ffi_timer_start(int id, double delay, double interval);
+int torii_ffi_timer_stop(int id);
 int torii_ffi_log(int level, const char *msg, size_t n);
 ]]
 

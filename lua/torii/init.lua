@@ -337,6 +337,48 @@ torii.shared = setmetatable({}, {
   end,
 })
 
+--- Timers, in workers: torii.timer.at(delay, fn, ...) runs fn(premature,
+--- ...) once after delay seconds; every(interval, fn, ...) runs it every
+--- interval seconds. Both return an id for cancel(id), or nil and an error
+--- ("too many timers", or outside a worker: start timers in init_worker).
+--- When the worker stops, pending timers run once more with premature =
+--- true. Callbacks run outside any request.
+torii.timer = {}
+local timers, next_timer = {}, 0
+torii._timers = timers
+
+local function start_timer(delay, interval, fn, ...)
+  if type(fn) ~= "function" then error("torii.timer: a function is needed", 3) end
+  next_timer = next_timer + 1
+  local id = next_timer
+  local rc = C.torii_ffi_timer_start(id, tonumber(delay) or -1, interval)
+  if rc ~= tffi.OK then return nil, tffi.errmsg() end
+  timers[id] = { fn = fn, args = { n = select("#", ...), ... }, every = interval > 0 }
+  return id
+end
+
+function torii.timer.at(delay, fn, ...) return start_timer(delay, 0, fn, ...) end
+
+function torii.timer.every(interval, fn, ...)
+  interval = tonumber(interval) or 0
+  if interval <= 0 then return nil, "torii.timer.every: the interval must be > 0" end
+  return start_timer(interval, interval, fn, ...)
+end
+
+function torii.timer.cancel(id)
+  if timers[id] == nil then return nil, "no such timer" end
+  timers[id] = nil
+  C.torii_ffi_timer_stop(id)
+  return true
+end
+
+--- How many timers wait.
+function torii.timer.pending()
+  local count = 0
+  for _ in pairs(timers) do count = count + 1 end
+  return count
+end
+
 -- Yielded ahead of a status, so that C knows the yield is torii's.
 torii._token = setmetatable({}, { __tostring = function() return "torii.token" end })
 local WAIT = 3

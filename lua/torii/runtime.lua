@@ -212,6 +212,36 @@ function M.init(conf)
   return true, has
 end
 
+--- In each worker, once: every loaded plugin's init_worker (start timers
+--- here).
+function M.init_worker()
+  local names = {}
+  for name in pairs(plugins) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local p = plugins[name]
+    if p.init_worker then
+      local ok, err = xpcall(p.init_worker, debug.traceback)
+      if not ok then
+        local msg = ("plugin %s failed in init_worker: %s"):format(name, tostring(err))
+        tffi.C.torii_ffi_log(4, msg, #msg)
+      end
+    end
+  end
+end
+
+--- A timer fired (see torii.timer in init.lua).
+function M.fire_timer(id, premature)
+  local t = torii._timers[id]
+  if not t then return end
+  if not t.every or premature then torii._timers[id] = nil end
+  local ok, err = xpcall(t.fn, debug.traceback, premature, unpack(t.args, 1, t.args.n))
+  if not ok then
+    local msg = ("timer %d failed: %s"):format(id, tostring(err))
+    tffi.C.torii_ffi_log(4, msg, #msg)
+  end
+end
+
 local function on_error(e)
   if e == torii.EXIT then return e end
   return debug.traceback(tostring(e), 2)
