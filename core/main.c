@@ -137,11 +137,20 @@ static int open_logs(const torii_config_t *conf)
 
 /* Shared dicts, before any worker forks: the configured ones, then those
  * the plugins in use want and the configuration does not declare. */
-static int open_zones(const torii_config_t *conf, const torii_vm_t *vm, char *err, size_t errlen)
+static int open_zones(const torii_config_t *conf, const torii_vm_t *vm, bool check_only, char *err, size_t errlen)
 {
     char *const *names;
     const uint64_t *sizes;
     size_t n = torii_vm_dicts(vm, &names, &sizes);
+    for (size_t i = 0; i < n; i++) {
+        char why[256];
+        if (!torii_zones_check(names[i], sizes[i], why, sizeof why)) {
+            snprintf(err, errlen, "a plugin's shared_dicts: %s", why);
+            return TORII_ERROR;
+        }
+    }
+    if (check_only)
+        return TORII_OK;
     for (uint32_t i = 0; i < conf->nshdicts; i++)
         if (!torii_zones_add(conf->shdict_names[i], conf->shdict_sizes[i], err, errlen))
             return TORII_ERROR;
@@ -179,8 +188,10 @@ int main(int argc, char **argv)
             torii_config_free(conf);
             return 1;
         }
-        if (!o.test && open_zones(conf, vm, err, sizeof err) != TORII_OK) {
+        if (open_zones(conf, vm, o.test, err, sizeof err) != TORII_OK) {
             fprintf(stderr, "torii: %s\n", err);
+            if (o.test)
+                fprintf(stderr, "torii: configuration file %s test failed\n", o.conf);
             torii_vm_free(vm);
             torii_config_free(conf);
             return 1;

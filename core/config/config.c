@@ -244,6 +244,8 @@ static bool dec_shared_dicts(torii_dctx_t *c, const torii_cnode_t *n, void *dst,
         const char *name = n->keys[i]->text;
         uint64_t size = 0;
         size_t mark = torii_dctx_push_key(c, name);
+        if (name[0] == '\0' || strlen(name) > 63)
+            return torii_dctx_fail(c, n->keys[i], "invalid name \"%s\" (1 to 63 characters)", name);
         for (const char *p = name; *p; p++)
             if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
                   *p == '-'))

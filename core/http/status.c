@@ -1,6 +1,7 @@
 /* status.c — status phrases and error responses. */
 #include <stdio.h>
 
+#include "http/forward.h"
 #include "http/status.h"
 
 const char *torii_status_reason(int status)
@@ -42,7 +43,8 @@ const char *torii_status_reason(int status)
     }
 }
 
-void torii_error_response(torii_buf_t *out, int status, const char *why, const char *request_id, bool close, bool head)
+void torii_error_response(torii_buf_t *out, int status, const char *why, const char *request_id, bool close, bool head,
+                          const struct torii_hdr_edit_s *extra)
 {
     char body[512];
     const char *phrase = torii_status_reason(status);
@@ -50,8 +52,10 @@ void torii_error_response(torii_buf_t *out, int status, const char *why, const c
                      request_id);
     if (n < 0 || n >= (int)sizeof body)
         n = 0;
-    torii_buf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n", status,
-                     phrase, n, close ? "Connection: close\r\n" : "");
+    torii_buf_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n", status, phrase,
+                     n);
+    torii_put_header_edits(out, extra);
+    torii_buf_printf(out, "%s\r\n", close ? "Connection: close\r\n" : "");
     if (!head)
         torii_buf_append(out, body, (size_t)n);
 }

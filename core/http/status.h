@@ -15,6 +15,10 @@ const char *torii_status_reason(int status);
  * and `Connection: close` when close is set. `why` must be a fixed string
  * (it is not escaped). For HEAD requests the body is left out.
  */
-void torii_error_response(torii_buf_t *out, int status, const char *why, const char *request_id, bool close, bool head);
+/* `extra`: header lines plugins set for the response (X-RateLimit-*, ...),
+ * which an error answer carries too; may be NULL. */
+struct torii_hdr_edit_s;
+void torii_error_response(torii_buf_t *out, int status, const char *why, const char *request_id, bool close, bool head,
+                          const struct torii_hdr_edit_s *extra);
 
 #endif

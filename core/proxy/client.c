@@ -195,7 +195,7 @@ void torii_client_error(torii_client_t *c, int status, const char *why)
     /* Unread body bytes would be taken for the next request: close. */
     r->close_after |= !r->body.done || !torii_client_may_keep(c);
     r->response_started = r->response_done = true;
-    torii_error_response(&c->out, status, why, r->id, r->close_after, r->head.method == TORII_M_HEAD);
+    torii_error_response(&c->out, status, why, r->id, r->close_after, r->head.method == TORII_M_HEAD, r->resp_edits);
     if (torii_client_flush(c) == TORII_OK)
         torii_client_request_done(c);
 }

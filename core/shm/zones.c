@@ -25,8 +25,32 @@ torii_shdict_t *torii_zones_find(const char *name, size_t n)
     return NULL;
 }
 
+bool torii_zones_check(const char *name, uint64_t size, char *err, size_t errlen)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > TORII_ZONE_NAME_MAX) {
+        snprintf(err, errlen, "shared dict name \"%s\": 1 to %d characters", name, TORII_ZONE_NAME_MAX);
+        return false;
+    }
+    for (const char *p = name; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+              *p == '-')) {
+            snprintf(err, errlen, "shared dict name \"%s\": letters, digits, '_' and '-' only", name);
+            return false;
+        }
+    }
+    if (size < TORII_SHDICT_MIN_SIZE || size > (64ull << 30)) {
+        snprintf(err, errlen, "shared dict \"%s\": size %llu is out of range (32k .. 64g)", name,
+                 (unsigned long long)size);
+        return false;
+    }
+    return true;
+}
+
 bool torii_zones_add(const char *name, uint64_t size, char *err, size_t errlen)
 {
+    if (!torii_zones_check(name, size, err, errlen))
+        return false;
     if (torii_zones_has(name)) {
         snprintf(err, errlen, "shared dict \"%s\" is declared twice", name);
         return false;

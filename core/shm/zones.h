@@ -11,6 +11,11 @@
 
 #include "shm/shdict.h"
 
+#define TORII_ZONE_NAME_MAX 63 /* the zone keeps its name in 64 bytes */
+
+/* Is this a usable zone name and size? False with the reason in err. */
+bool torii_zones_check(const char *name, uint64_t size, char *err, size_t errlen);
+
 /* Create one zone (names must be unique). False with a message in err. */
 bool torii_zones_add(const char *name, uint64_t size, char *err, size_t errlen);
 

@@ -9,6 +9,17 @@ local testutil = require "testutil"
 
 local FIXTURES = gateway.root .. "/t/integration/fixtures/jit"
 
+-- NYI aborts in torii's own Lua (plugins under test are their authors'
+-- business; a tiny fixture function may abort "return to lower frame").
+local function own_nyi(text)
+  for line in text:gmatch("[^\n]+") do
+    if line:find("NYI", 1, true) and (line:find("runtime.lua", 1, true) or line:find("init.lua", 1, true)
+      or line:find("ffi.lua", 1, true)) then
+      return line
+    end
+  end
+end
+
 local function traces(text, file)
   local compiled, aborts = {}, {}
   for line in text:gmatch("[^\n]+") do
@@ -65,7 +76,7 @@ describe("JIT compilation of the plugin runtime's hot paths", function()
       return t and t:find("serverless%[0%]:%d+ loop") and t
     end, 5)
     assert.is_truthy(text, "no loop trace for the plugin:\n" .. tostring(testutil.read_file(log_path)))
-    assert.is_nil(text:find("NYI", 1, true), "an NYI abort:\n" .. text)
+    assert.is_nil(own_nyi(text), "an NYI abort:\n" .. text)
     local _, aborts = traces(text, "init.lua")
     for _, a in ipairs(aborts) do
       -- A root trace started inside a callee that returns into the loop is
@@ -85,7 +96,7 @@ describe("JIT compilation of the plugin runtime's hot paths", function()
     local text = testutil.read_file(log_path) or ""
     local compiled = traces(text, "runtime.lua")
     assert.is_true(#compiled > 0, "no trace in the runtime's chain loop:\n" .. text)
-    assert.is_nil(text:find("NYI", 1, true), "an NYI abort:\n" .. text)
+    assert.is_nil(own_nyi(text), "an NYI abort:\n" .. text)
     gw:assert_clean()
   end)
 end)
