@@ -27,7 +27,7 @@ UNIT_BIN := $(UNIT_SRC:t/unit/%.c=$(BUILD)/unit/%)
 FUZZ_SRC := $(wildcard t/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:t/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps bench-deps build asan run test unit fuzz fuzz-smoke spec lint format bench clean help
+.PHONY: all deps bench-deps build asan run test unit fuzz fuzz-smoke spec lint format bench docs clean help
 
 all: build
 
@@ -43,6 +43,7 @@ help:
 	@echo "make lint       clang-format check and luacheck"
 	@echo "make format     reformat the C sources"
 	@echo "make bench      benchmarks against nginx and HAProxy (installs them if missing)"
+	@echo "make docs       a reference page per plugin, from its schema, in build/docs/plugins"
 	@echo "make clean      remove build/"
 
 # Install what is missing, only that (Debian 12).
@@ -136,6 +137,9 @@ test: deps build asan $(UNIT_BIN) $(FUZZ_BIN)
 
 run: deps build
 	@bash t/support/demo.sh
+
+docs: deps
+	@luajit t/support/plugin_docs.lua plugins $(BUILD)/docs/plugins
 
 bench: deps build bench-deps $(BUILD)/bench/router_bench
 	@$(BUILD)/bench/router_bench
