@@ -229,7 +229,7 @@ void torii_forward_response_head(torii_buf_t *out, const torii_http_head_t *h, c
             put_header(out, name, h->headers[i].value);
             continue;
         }
-        if (torii_hdr_hop_by_hop(k) || (ctx->chunked && k == TORII_H_CONTENT_LENGTH))
+        if (torii_hdr_hop_by_hop(k) || ((ctx->chunked || ctx->no_length) && k == TORII_H_CONTENT_LENGTH))
             continue;
         if (k == TORII_H_OTHER && (cn.n || cn.overflow) && named_by_connection(h, &cn, name))
             continue;

@@ -48,6 +48,7 @@ typedef struct {
     bool chunked;                  /* torii chunks the body for the client */
     bool close;                    /* the client connection closes after this response */
     bool keepalive_10;             /* HTTP/1.0 client keeps the connection: say so */
+    bool no_length;                /* the body's length will change (body_filter): drop Content-Length */
     const torii_hdr_edit_t *edits; /* plugins' header changes, or NULL */
 } torii_response_ctx_t;
 

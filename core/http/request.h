@@ -51,11 +51,16 @@ typedef struct torii_request_s {
     torii_hdr_edit_t *resp_edits;              /* response header changes, in order */
     int exit_status;                           /* a plugin answered: status (0: none) */
     torii_str_t exit_body;
-    int co_ref;       /* the request's Lua coroutine (registry ref), 0: none */
-    double wait_ms;   /* a plugin waits this long (torii.sleep) */
-    bool waiting;     /* its coroutine is suspended mid-phase */
-    uint8_t phase_at; /* the next access-side phase to run (0: rewrite) */
-    uint8_t phase;    /* the phase running in Lua */
+    int co_ref;           /* the request's Lua coroutine (registry ref), 0: none */
+    double wait_ms;       /* a plugin waits this long (torii.sleep) */
+    bool waiting;         /* its coroutine is suspended mid-phase */
+    uint8_t phase_at;     /* the next access-side phase to run (0: rewrite) */
+    uint8_t phase;        /* the phase running in Lua */
+    bool filtered;        /* the response body passes through body_filter plugins */
+    bool bf_eof;          /* body_filter: the last call */
+    torii_str_t bf_chunk; /* body_filter: the piece passing now */
+    char *bf_buf;         /* body_filter: storage of a replaced piece */
+    size_t bf_cap;
     uint8_t tries;
     bool response_started;    /* head queued for the client: no error page any more */
     bool response_done;       /* last response byte queued */

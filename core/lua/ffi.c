@@ -1,4 +1,5 @@
 /* ffi.c — the functions Lua calls (declared in ffi.h and lua/torii/ffi.lua). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
@@ -310,6 +311,33 @@ int torii_ffi_resp_header(struct torii_request_s *r, int op, const char *name, s
     if (torii_hdr_kind(torii_str(name, nlen)) != TORII_H_OTHER)
         return fail(TORII_FFI_DECLINED, "framing and hop-by-hop headers are torii's own");
     append_edit(r, &r->resp_edits, op, name, nlen, value, op == TORII_EDIT_CLEAR ? 0 : vlen);
+    return TORII_FFI_OK;
+}
+
+int torii_ffi_resp_body_chunk(struct torii_request_s *r, const char **p, size_t *n, int *eof)
+{
+    CHECK_REQ(r);
+    if (current_phase != TORII_PHASE_BODY_FILTER)
+        return fail(TORII_FFI_BAD_PHASE, "the body passes only in body_filter");
+    *eof = r->bf_eof;
+    return out(r->bf_chunk, p, n);
+}
+
+int torii_ffi_resp_set_body_chunk(struct torii_request_s *r, const char *p, size_t n)
+{
+    CHECK_REQ(r);
+    if (current_phase != TORII_PHASE_BODY_FILTER)
+        return fail(TORII_FFI_BAD_PHASE, "the body can change only in body_filter");
+    if (n > r->bf_cap) { /* one buffer per request, reused piece after piece */
+        char *bigger = realloc(r->bf_buf, n);
+        if (!bigger)
+            return fail(TORII_FFI_ERROR, "out of memory");
+        r->bf_buf = bigger;
+        r->bf_cap = n;
+    }
+    if (n)
+        memcpy(r->bf_buf, p, n);
+    r->bf_chunk = torii_str(r->bf_buf, n);
     return TORII_FFI_OK;
 }
 

@@ -28,6 +28,7 @@
 #define TORII_PHASE_ACCESS        2
 #define TORII_PHASE_HEADER_FILTER 3
 #define TORII_PHASE_LOG           4
+#define TORII_PHASE_BODY_FILTER   5
 
 struct torii_request_s;
 struct torii_shdict_s;
@@ -82,6 +83,11 @@ int torii_ffi_up_host(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_resp_header(struct torii_request_s *r, int op, const char *name, size_t nlen, const char *value,
                           size_t vlen);
 int torii_ffi_resp_status(struct torii_request_s *r);
+
+/* body_filter: the response body piece passing now (eof: the last call,
+ * with an empty piece), and its replacement. */
+int torii_ffi_resp_body_chunk(struct torii_request_s *r, const char **p, size_t *n, int *eof);
+int torii_ffi_resp_set_body_chunk(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_resp_exit(struct torii_request_s *r, int status, const char *body, size_t blen);
 
 /* Wait ms milliseconds without blocking the worker (rewrite, access): on

@@ -30,6 +30,7 @@ struct torii_vm_s {
     int nfree_co;
     const torii_config_t *conf;
     bool *route_plugins; /* per route (by index): does it meet any plugin? */
+    bool *route_filters; /* ... any with a body_filter? */
     char **dict_names;   /* shared dicts the loaded plugins want by default */
     uint64_t *dict_sizes;
     size_t ndicts;
@@ -247,26 +248,32 @@ torii_vm_t *torii_vm_new(const torii_config_t *conf, char *err, size_t errlen)
     lua_getfield(L, -1, "init");
     push_config(L, conf, home, array_mt);
     luaL_unref(L, LUA_REGISTRYINDEX, array_mt);
-    if (lua_pcall(L, 1, 2, 0) != 0) {
+    if (lua_pcall(L, 1, 3, 0) != 0) {
         fail_with_top(L, "Lua runtime: ", err, errlen);
         torii_vm_free(vm);
         return NULL;
     }
-    if (!lua_toboolean(L, -2)) {
+    if (!lua_toboolean(L, -3)) {
+        lua_pop(L, 1);
         fail_with_top(L, "", err, errlen);
         torii_vm_free(vm);
         return NULL;
     }
-    /* init returns true and, per route index, whether it has plugins. */
+    /* init returns true and, per route index, whether it has plugins and
+     * whether it has body filters. */
     vm->route_plugins = calloc(conf->nroutes + 1, sizeof *vm->route_plugins);
-    if (!vm->route_plugins)
+    vm->route_filters = calloc(conf->nroutes + 1, sizeof *vm->route_filters);
+    if (!vm->route_plugins || !vm->route_filters)
         abort();
     for (uint32_t i = 0; i < conf->nroutes; i++) {
-        lua_rawgeti(L, -1, (int)i + 1);
+        lua_rawgeti(L, -2, (int)i + 1);
         vm->route_plugins[i] = lua_toboolean(L, -1);
         lua_pop(L, 1);
+        lua_rawgeti(L, -1, (int)i + 1);
+        vm->route_filters[i] = lua_toboolean(L, -1);
+        lua_pop(L, 1);
     }
-    lua_pop(L, 2);
+    lua_pop(L, 3);
     collect_dicts(vm, L);
     vm->runtime = luaL_ref(L, LUA_REGISTRYINDEX);
     return vm;
@@ -286,6 +293,7 @@ void torii_vm_free(torii_vm_t *vm)
     if (vm->L)
         lua_close(vm->L);
     free(vm->route_plugins);
+    free(vm->route_filters);
     for (size_t i = 0; i < vm->ndicts; i++)
         free(vm->dict_names[i]);
     free(vm->dict_names);
@@ -296,6 +304,11 @@ void torii_vm_free(torii_vm_t *vm)
 bool torii_vm_route_has_plugins(const torii_vm_t *vm, const torii_route_conf_t *route)
 {
     return vm && vm->route_plugins[route - vm->conf->routes];
+}
+
+bool torii_vm_route_filters_body(const torii_vm_t *vm, const torii_route_conf_t *route)
+{
+    return vm && vm->route_filters[route - vm->conf->routes];
 }
 
 /* A coroutine parked at its loop's yield, or a new one. */

@@ -31,6 +31,10 @@ size_t torii_vm_dicts(const torii_vm_t *vm, char *const **names, const uint64_t 
 /* Does a request on this route meet any plugin (its own or a global rule)? */
 bool torii_vm_route_has_plugins(const torii_vm_t *vm, const torii_route_conf_t *route);
 
+/* ... one with a body_filter (the response is then re-framed: its length
+ * may change)? */
+bool torii_vm_route_filters_body(const torii_vm_t *vm, const torii_route_conf_t *route);
+
 /*
  * Run one phase of r's chain. TORII_OK: go on; TORII_AGAIN: a plugin waits
  * (see torii_vm_resume); TORII_DONE: a plugin

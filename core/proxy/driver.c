@@ -456,9 +456,11 @@ static bool start_response(torii_client_t *c)
     rb->in = r->resp.f.body;
     rb->left = r->resp.f.content_length;
     rb->done = rb->in == TORII_BODY_NONE;
+    /* A body_filter may change the body's length: then it is framed anew. */
+    r->filtered = rb->in != TORII_BODY_NONE && torii_vm_route_filters_body(c->w->vm, r->route);
     /* Unknown length: HTTP/1.1 clients get it chunked, 1.0 ones a close. */
-    rb->out_chunked = !client10 && (rb->in == TORII_BODY_CHUNKED || rb->in == TORII_BODY_CLOSE);
-    r->close_after |= (client10 && (rb->in == TORII_BODY_CHUNKED || rb->in == TORII_BODY_CLOSE)) ||
+    rb->out_chunked = !client10 && (rb->in == TORII_BODY_CHUNKED || rb->in == TORII_BODY_CLOSE || r->filtered);
+    r->close_after |= (client10 && (rb->in == TORII_BODY_CHUNKED || rb->in == TORII_BODY_CLOSE || r->filtered)) ||
                       !torii_client_may_keep(c) || !r->body.done;
     ctx = (torii_response_ctx_t){.chunked = rb->out_chunked || (!client10 && head_of_chunked(r)),
                                  .close = r->close_after,
@@ -469,6 +471,7 @@ static bool start_response(torii_client_t *c)
         return false;
     }
     ctx.edits = r->resp_edits;
+    ctx.no_length = r->filtered;
     torii_forward_response_head(&c->out, &r->resp, &ctx);
     r->status = r->resp.status;
     r->response_started = true;
@@ -522,7 +525,7 @@ static int response_head(torii_client_t *c, torii_upstream_t *up)
     }
 }
 
-static void emit(torii_client_t *c, const char *p, size_t n)
+static void put_body(torii_client_t *c, const char *p, size_t n)
 {
     if (n == 0)
         return;
@@ -535,6 +538,29 @@ static void emit(torii_client_t *c, const char *p, size_t n)
     }
 }
 
+/* Pass a piece of the body through the body_filter plugins (eof: the last
+ * call, with no piece). False when a plugin failed: the stream is cut. */
+static bool filter_body(torii_client_t *c, const char *p, size_t n, bool eof)
+{
+    torii_request_t *r = c->req;
+    r->bf_chunk = torii_str(p, n);
+    r->bf_eof = eof;
+    if (torii_vm_run_phase(c->w->vm, r, TORII_PHASE_BODY_FILTER) != TORII_OK) {
+        fail_request(c, 500, "a plugin failed"); /* the head is out: this cuts the stream */
+        return false;
+    }
+    put_body(c, r->bf_chunk.p, r->bf_chunk.n);
+    return true;
+}
+
+static bool emit(torii_client_t *c, const char *p, size_t n)
+{
+    if (c->req->filtered)
+        return n == 0 || filter_body(c, p, n, false);
+    put_body(c, p, n);
+    return true;
+}
+
 /* Move one piece of response body. Returns false on a framing error. */
 static bool response_step(torii_client_t *c, torii_upstream_t *up)
 {
@@ -543,7 +569,8 @@ static bool response_step(torii_client_t *c, torii_upstream_t *up)
     size_t avail = torii_buf_len(&up->in);
     if (rb->in == TORII_BODY_LENGTH) {
         size_t n = avail < rb->left ? avail : (size_t)rb->left;
-        emit(c, p, n);
+        if (!emit(c, p, n))
+            return false;
         rb->left -= n;
         rb->total += n;
         rb->done = rb->left == 0;
@@ -557,26 +584,32 @@ static bool response_step(torii_client_t *c, torii_upstream_t *up)
             upstream_invalid(c, why);
             return false;
         }
-        emit(c, data.p, data.n);
+        if (!emit(c, data.p, data.n))
+            return false;
         rb->total += data.n;
         rb->done = rc == TORII_DONE;
         torii_buf_consume(&up->in, used);
     } else {
-        emit(c, p, avail);
+        if (!emit(c, p, avail))
+            return false;
         rb->total += avail;
         torii_buf_consume(&up->in, avail);
     }
     return true;
 }
 
-static void finish_response(torii_client_t *c, torii_upstream_t *up)
+/* False when a body_filter failed at the end (c is gone). */
+static bool finish_response(torii_client_t *c, torii_upstream_t *up)
 {
     torii_request_t *r = c->req;
+    if (r->filtered && !filter_body(c, NULL, 0, true))
+        return false;
     if (r->resp_body.out_chunked)
         torii_buf_append(&c->out, "0\r\n\r\n", 5);
     r->response_done = true;
     r->t_upstream_done = torii_loop_now(c->w->loop);
     detach_upstream(c, r->resp.f.keepalive && request_sent(r, up));
+    return true;
 }
 
 /* Move response bytes from the upstream to the client while the client's
@@ -594,7 +627,8 @@ static void pump_response(torii_client_t *c, torii_upstream_t *up)
         if (!rb->done && rb->in == TORII_BODY_CLOSE && up->eof && torii_buf_len(&up->in) == 0)
             rb->done = true;
         if (rb->done) {
-            finish_response(c, up);
+            if (!finish_response(c, up))
+                return;
             break;
         }
         if (torii_buf_len(&c->out) < high_water(c->w)) {

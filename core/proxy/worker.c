@@ -122,6 +122,9 @@ void torii_worker_request_free(torii_worker_t *w, torii_request_t *r)
 {
     free(r->path_buf);
     r->path_buf = NULL;
+    free(r->bf_buf);
+    r->bf_buf = NULL;
+    r->bf_cap = 0;
     /* A chain suspended mid-phase (the client left while a plugin waited)
      * is dropped; the log phase then runs on a fresh coroutine. */
     if (r->waiting)

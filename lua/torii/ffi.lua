@@ -33,6 +33,8 @@ int torii_ffi_up_host(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_resp_header(struct torii_request_s *r, int op, const char *name, size_t nlen,
   const char *value, size_t vlen);
 int torii_ffi_resp_status(struct torii_request_s *r);
+int torii_ffi_resp_body_chunk(struct torii_request_s *r, const char **p, size_t *n, int *eof);
+int torii_ffi_resp_set_body_chunk(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_resp_exit(struct torii_request_s *r, int status, const char *body, size_t blen);
 int torii_ffi_sleep(struct torii_request_s *r, double ms);
 struct torii_shdict_s *torii_ffi_shdict(const char *name, size_t n);
@@ -68,8 +70,8 @@ if have ~= ABI then
 end
 
 M.OK, M.ERROR, M.NOT_FOUND, M.BAD_PHASE, M.DECLINED = 0, -1, -2, -3, -4
-M.REWRITE, M.ACCESS, M.HEADER_FILTER, M.LOG = 1, 2, 3, 4
-M.phase_names = { "rewrite", "access", "header_filter", "log" }
+M.REWRITE, M.ACCESS, M.HEADER_FILTER, M.LOG, M.BODY_FILTER = 1, 2, 3, 4, 5
+M.phase_names = { "rewrite", "access", "header_filter", "log", "body_filter" }
 
 -- Out-parameter cells, allocated once (a worker runs one phase at a time).
 M.p = ffi.new("const char *[1]")

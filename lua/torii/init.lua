@@ -210,6 +210,21 @@ function response.clear_header(name)
   check(C.torii_ffi_resp_header(current("response.clear_header"), 2, name, #name, nil, 0), "response.clear_header")
 end
 
+local eof_cell = ffi.new("int[1]")
+
+--- body_filter: the piece of the response body passing now, and whether it
+--- is the last call (then the piece is empty: append what is left to say).
+function response.get_body_chunk()
+  check(C.torii_ffi_resp_body_chunk(current("response.get_body_chunk"), p, n, eof_cell), "response.get_body_chunk")
+  return ffi_string(p[0], n[0]), eof_cell[0] ~= 0
+end
+
+--- body_filter: send this instead of the piece passing now ("" drops it).
+function response.set_body_chunk(s)
+  s = tostring(s)
+  check(C.torii_ffi_resp_set_body_chunk(current("response.set_body_chunk"), s, #s), "response.set_body_chunk")
+end
+
 --- The upstream's status (header_filter) or the one the client got (log).
 function response.get_status()
   local st = C.torii_ffi_resp_status(current("response.get_status"))

@@ -10,7 +10,7 @@ local M = {}
 local tjson = require "torii.json"
 M.array_mt = tjson.array_mt
 
-local PHASES = { "rewrite", "access", "header_filter", "log" }
+local PHASES = { "rewrite", "access", "header_filter", "log", "body_filter" }
 local OK, EXIT, ERROR = 0, 1, 2
 
 local chains = {} -- route index -> list of {name, plugin, conf}
@@ -188,7 +188,8 @@ local function init_consumers(conf, dirs)
 end
 
 --- Called once per VM with the configuration (see core/lua/vm.c). Returns
---- true and, per route index, whether it runs any plugin; or nil, error.
+--- true and, per route index, whether it runs any plugin and whether any
+--- has a body_filter; or nil, error.
 function M.init(conf)
   local dirs = conf.plugin_dirs
   local cok, cerr = init_consumers(conf, dirs)
@@ -199,7 +200,7 @@ function M.init(conf)
       conf.global_rules_origins and conf.global_rules_origins[i], dirs, global)
     if err then return nil, err end
   end
-  local has = {}
+  local has, filters = {}, {}
   for i, route in ipairs(conf.routes) do
     -- The most specific instance wins: a route's plugin over a global one.
     local set = {}
@@ -208,8 +209,12 @@ function M.init(conf)
     if err then return nil, err end
     chains[i] = build_chain(set)
     has[i] = #chains[i] > 0
+    filters[i] = false
+    for _, e in ipairs(chains[i]) do
+      if e.plugin.body_filter then filters[i] = true end
+    end
   end
-  return true, has
+  return true, has, filters
 end
 
 --- In each worker, once: every loaded plugin's init_worker (start timers
