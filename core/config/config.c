@@ -342,6 +342,7 @@ static const torii_field_t top_fields[] = {
     {"global_rules", dec_global_rules, 0, 0, 0, NULL, false},
     {"consumers", dec_consumers, 0, 0, 0, NULL, false},
     {"shared_dicts", dec_shared_dicts, 0, 0, 0, NULL, false},
+    {"services", torii_dec_services, 0, 0, 0, NULL, false},
     {0},
 };
 

@@ -47,6 +47,8 @@ typedef struct {
     int32_t priority;                    /* higher first, default 0 */
     uint32_t order;                      /* declaration order across all files */
     const struct torii_cnode_s *plugins; /* `plugins:` map, checked by the Lua runtime */
+    char *service_id;                    /* `service_id:`, or NULL */
+    uint32_t service;                    /* its index in services + 1 (0: none) */
     torii_node_conf_t *nodes;
     uint32_t nnodes;
     torii_timeouts_t timeout; /* defaults filled in from proxy.timeout */
@@ -102,7 +104,11 @@ typedef struct {
     uint32_t nplugin_dirs;
     const struct torii_cnode_s *global_rules; /* `global_rules:` list, or NULL */
     const struct torii_cnode_s *consumers;    /* `consumers:` list, or NULL */
-    char **shdict_names;                      /* `shared_dicts: {name: size}` */
+    /* Services: what routes share (upstream, plugins), in the route shape
+     * (id, nodes, plugins, file, line; the rest unused). */
+    torii_route_conf_t *services;
+    uint32_t nservices;
+    char **shdict_names; /* `shared_dicts: {name: size}` */
     uint64_t *shdict_sizes;
     uint32_t nshdicts;
 } torii_config_t;

@@ -19,6 +19,9 @@ typedef struct {
 /* Schema of {connect, send, read} timeouts (config.c). */
 extern const torii_field_t torii_timeout_fields[];
 
+/* Decoder for `services:` (routes.c). */
+bool torii_dec_services(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f);
+
 /* Decoder for a `routes:` list; appends to the configuration's routes. */
 bool torii_dec_routes(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f);
 

@@ -320,11 +320,46 @@ static const torii_field_t route_fields[] = {
     {"vars", dec_vars, 0, 0, 0, NULL, false},
     {"priority", dec_priority, 0, 0, 0, NULL, false},
     {"plugins", dec_plugins, 0, 0, 0, NULL, false},
-    {"upstream", torii_dec_object, 0, 0, 0, upstream_fields, true},
+    {"upstream", torii_dec_object, 0, 0, 0, upstream_fields, false},
+    {"service_id", torii_dec_string, offsetof(torii_route_conf_t, service_id), 1, 0, NULL, false},
     {"timeout", torii_dec_object, offsetof(torii_route_conf_t, timeout), 0, 0, torii_timeout_fields, false},
     {"max_body_size", torii_dec_size, offsetof(torii_route_conf_t, max_body_size), 0, 1LL << 62, NULL, false},
     {0},
 };
+
+static const torii_field_t service_fields[] = {
+    {"id", torii_dec_string, offsetof(torii_route_conf_t, id), 1, 0, NULL, true},
+    {"name", torii_dec_string, offsetof(torii_route_conf_t, name), 0, 0, NULL, false},
+    {"desc", dec_note, 0, 0, 0, NULL, false},
+    {"plugins", dec_plugins, 0, 0, 0, NULL, false},
+    {"upstream", torii_dec_object, 0, 0, 0, upstream_fields, false},
+    {0},
+};
+
+/* services: [{id, upstream, plugins}]: shared by the routes naming them. */
+bool torii_dec_services(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    torii_config_t *conf = ((torii_loader_t *)c->user)->conf;
+    (void)dst, (void)f;
+    if (!torii_dec_expect(c, n, TORII_CN_SEQ))
+        return false;
+    conf->services = torii_palloc(c->pool, sizeof *conf->services * (n->n + 1));
+    for (size_t i = 0; i < n->n; i++) {
+        torii_route_conf_t *s = &conf->services[i];
+        size_t mark = torii_dctx_push_index(c, i);
+        s->file = n->items[i]->file;
+        s->line = n->items[i]->line;
+        if (!torii_decode_object(c, n->items[i], s, service_fields))
+            return false;
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(conf->services[k].id, s->id) == 0)
+                return torii_dctx_fail(c, n->items[i], "duplicate service id \"%s\" (first at line %d)", s->id,
+                                       conf->services[k].line);
+        torii_dctx_pop(c, mark);
+    }
+    conf->nservices = (uint32_t)n->n;
+    return true;
+}
 
 static bool dec_route(torii_dctx_t *c, const torii_cnode_t *n, torii_route_conf_t *r)
 {
@@ -338,6 +373,8 @@ static bool dec_route(torii_dctx_t *c, const torii_cnode_t *n, torii_route_conf_
         return torii_dctx_fail(c, n, "give either \"uri\" or \"uris\", not both");
     if (!r->uris)
         return torii_dctx_fail(c, n, "missing required key \"uri\" (or \"uris\")");
+    if (!r->nodes && !r->service_id)
+        return torii_dctx_fail(c, n, "missing required key \"upstream\" (or \"service_id\")");
     if (torii_cnode_get(n, "host") && torii_cnode_get(n, "hosts"))
         return torii_dctx_fail(c, n, "give either \"host\" or \"hosts\", not both");
     if (torii_cnode_get(n, "remote_addr") && torii_cnode_get(n, "remote_addrs"))
@@ -383,6 +420,32 @@ static void fill_defaults(torii_route_conf_t *r, const torii_config_t *conf)
         r->max_body_size = conf->client.max_body_size;
 }
 
+/* A route's service_id: the service must exist; a route without its own
+ * upstream takes the service's. */
+static bool link_service(torii_dctx_t *c, torii_config_t *conf, torii_route_conf_t *r)
+{
+    if (r->service_id) {
+        for (uint32_t s = 0; s < conf->nservices && !r->service; s++)
+            if (strcmp(conf->services[s].id, r->service_id) == 0)
+                r->service = s + 1;
+        if (!r->service) {
+            snprintf(c->err, c->errlen, "%s:%d: routes: route \"%s\": unknown service_id \"%s\"", r->file, r->line,
+                     r->id, r->service_id);
+            return false;
+        }
+        if (!r->nodes) {
+            r->nodes = conf->services[r->service - 1].nodes;
+            r->nnodes = conf->services[r->service - 1].nnodes;
+        }
+    }
+    if (!r->nodes) {
+        snprintf(c->err, c->errlen, "%s:%d: routes: route \"%s\": service \"%s\" has no upstream, and the route none",
+                 r->file, r->line, r->id, r->service_id);
+        return false;
+    }
+    return true;
+}
+
 static uint64_t id_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
@@ -403,6 +466,8 @@ bool torii_routes_finish(torii_dctx_t *c, torii_config_t *conf)
     for (uint32_t i = 0; i < conf->nroutes; i++) {
         torii_route_conf_t *r = &conf->routes[i];
         size_t k = id_hash(r->id) & (cap - 1);
+        if (!link_service(c, conf, r))
+            return false;
         fill_defaults(r, conf);
         for (; seen[k]; k = (k + 1) & (cap - 1)) {
             const torii_route_conf_t *first = &conf->routes[seen[k] - 1];

@@ -145,6 +145,10 @@ static void push_config(lua_State *L, const torii_config_t *conf, const char *ho
             push_origins(L, r->plugins);
             lua_setfield(L, -2, "origins");
         }
+        if (r->service) {
+            lua_pushinteger(L, r->service);
+            lua_setfield(L, -2, "service");
+        }
         lua_rawseti(L, -2, (int)i + 1);
     }
     lua_setfield(L, -2, "routes");
@@ -159,6 +163,21 @@ static void push_config(lua_State *L, const torii_config_t *conf, const char *ho
         }
         lua_setfield(L, -2, "global_rules_origins");
     }
+    lua_createtable(L, (int)conf->nservices, 0);
+    for (uint32_t i = 0; i < conf->nservices; i++) {
+        const torii_route_conf_t *s = &conf->services[i];
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, s->id);
+        lua_setfield(L, -2, "id");
+        if (s->plugins) {
+            push_cnode(L, s->plugins, array_mt);
+            lua_setfield(L, -2, "plugins");
+            push_origins(L, s->plugins);
+            lua_setfield(L, -2, "origins");
+        }
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_setfield(L, -2, "services");
     if (conf->consumers) {
         push_cnode(L, conf->consumers, array_mt);
         lua_setfield(L, -2, "consumers");

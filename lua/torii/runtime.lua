@@ -200,11 +200,20 @@ function M.init(conf)
       conf.global_rules_origins and conf.global_rules_origins[i], dirs, global)
     if err then return nil, err end
   end
+  -- Each service's plugins, checked once.
+  local services = {}
+  for i, svc in ipairs(conf.services or {}) do
+    local set = {}
+    local _, err = prepare(svc.plugins, ("services[%d].plugins"):format(i - 1), svc.origins, dirs, set)
+    if err then return nil, err end
+    services[i] = set
+  end
   local has, filters = {}, {}
   for i, route in ipairs(conf.routes) do
-    -- The most specific instance wins: a route's plugin over a global one.
+    -- The most specific instance wins: route over service over global.
     local set = {}
     for name, e in pairs(global) do set[name] = e end
+    for name, e in pairs(route.service and services[route.service] or {}) do set[name] = e end
     local _, err = prepare(route.plugins, ("routes[%d].plugins"):format(i - 1), route.origins, dirs, set)
     if err then return nil, err end
     chains[i] = build_chain(set)

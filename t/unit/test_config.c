@@ -178,8 +178,8 @@ TEST(route_errors)
     CHECK(fails_with(MIN "routes:\n  - id: a\n    uri: /a\n    upstream:\n      nodes:\n        - 127.0.0.1:1\n"
                          "        - 127.0.0.1:70000\n",
                      "t.yaml:8: routes[0].upstream.nodes[1]: invalid node \"127.0.0.1:70000\": port must be 1..65535"));
-    CHECK(
-        fails_with(MIN "routes:\n  - id: a\n    uri: /a\n", "t.yaml:3: routes[0]: missing required key \"upstream\""));
+    CHECK(fails_with(MIN "routes:\n  - id: a\n    uri: /a\n",
+                     "t.yaml:3: routes[0]: missing required key \"upstream\" (or \"service_id\")"));
     CHECK(fails_with(MIN "routes:\n  - id: a\n    uri: /a\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n"
                          "  - id: a\n    uri: /b\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n",
                      "t.yaml:6: routes: duplicate route id \"a\" (first declared at t.yaml:3)"));
