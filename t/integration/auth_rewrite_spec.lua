@@ -629,11 +629,8 @@ describe("key-auth and proxy-rewrite: configuration errors (torii -t: `FILE:LINE
   end)
 
   local function check(text)
-    local dir = gateway.tmpdir()
+    local code, out, err, conf, dir = gateway.check_config(text)
     tmpdirs[#tmpdirs + 1] = dir
-    local conf = dir .. "/conf/torii.yaml"
-    testutil.write_file(conf, text)
-    local code, out, err = gateway.run_cli({ "-p", dir, "-c", conf, "-t" }, { timeout = 10 })
     return code, out, err, conf
   end
 

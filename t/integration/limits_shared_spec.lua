@@ -741,12 +741,8 @@ describe("limit-count and shared_dicts: configuration errors (torii -t: `FILE:LI
   end)
 
   local function check(text)
-    local dir = gateway.tmpdir()
+    local code, out, err, conf, dir = gateway.check_config(text, plugin_files())
     tmpdirs[#tmpdirs + 1] = dir
-    local conf = dir .. "/conf/torii.yaml"
-    testutil.write_file(conf, text)
-    for rel, content in pairs(plugin_files()) do testutil.write_file(dir .. "/conf/" .. rel, content) end
-    local code, out, err = gateway.run_cli({ "-p", dir, "-c", conf, "-t" }, { timeout = 10 })
     return code, out, err, conf
   end
 

@@ -862,8 +862,8 @@ describe("plugins: configuration errors (torii -t: exit 1, `FILE:LINE: path: rea
   end
 
   local function check(text, extra)
-    local dir, conf = make_prefix(text, extra)
-    local code, out, err = gateway.run_cli({ "-p", dir, "-c", conf, "-t" }, { timeout = 10 })
+    local code, out, err, conf, dir = gateway.check_config(text, plugin_files(extra))
+    tmpdirs[#tmpdirs + 1] = dir
     return code, out, err, conf, dir
   end
 

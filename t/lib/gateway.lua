@@ -548,6 +548,19 @@ function gateway.run_cli(args, opts)
   return tonumber(status:match("(%d+)%s*$")) or -1, out, err
 end
 
+--- `torii -t` on a configuration: PREFIX/conf/torii.yaml holds text, and
+--- files ({relative path under conf/ = content}) go beside it. Returns exit
+--- code, stdout, stderr, the configuration's path and PREFIX (remove it
+--- with gateway.rmdir).
+function gateway.check_config(text, files)
+  local dir = gateway.tmpdir()
+  local conf = dir .. "/conf/torii.yaml"
+  write_file(conf, text) -- makes the directories too
+  for rel, content in pairs(files or {}) do write_file(dir .. "/conf/" .. rel, content) end
+  local code, out, err = gateway.run_cli({ "-p", dir, "-c", conf, "-t" }, { timeout = 10 })
+  return code, out, err, conf, dir
+end
+
 --- Stop and remove every gateway and mock not cleaned up yet (no asserts).
 function gateway.cleanup_all()
   local list = {}
