@@ -8,7 +8,7 @@ BUILD := build
 DEPS := gcc make pkg-config libev-dev libhttp-parser-dev libyaml-dev libssl-dev \
         libluajit2-5.1-dev luajit2 lua-cjson lua-busted lua-socket lua-check \
         clang libclang-rt-14-dev clang-format libpcre2-dev
-BENCH_DEPS := nginx haproxy wrk
+BENCH_DEPS := nginx haproxy wrk libnginx-mod-http-lua
 
 CPPFLAGS := -Icore -I/usr/include/luajit-2.1 -D_GNU_SOURCE -MMD -MP
 CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror
@@ -144,6 +144,7 @@ docs: deps
 bench: deps build bench-deps $(BUILD)/bench/router_bench
 	@$(BUILD)/bench/router_bench
 	@bash bench/run.sh
+	@bash bench/plugins.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -29,9 +29,9 @@ struct torii_vm_s {
     int free_co[CO_POOL];
     int nfree_co;
     const torii_config_t *conf;
-    bool *route_plugins; /* per route (by index): does it meet any plugin? */
-    bool *route_filters; /* ... any with a body_filter? */
-    char **dict_names;   /* shared dicts the loaded plugins want by default */
+    uint8_t *route_plugins; /* per route (by index): bit p set when a plugin has phase p */
+    bool *route_filters;    /* ... any with a body_filter? */
+    char **dict_names;      /* shared dicts the loaded plugins want by default */
     uint64_t *dict_sizes;
     size_t ndicts;
 };
@@ -286,7 +286,7 @@ torii_vm_t *torii_vm_new(const torii_config_t *conf, char *err, size_t errlen)
         abort();
     for (uint32_t i = 0; i < conf->nroutes; i++) {
         lua_rawgeti(L, -2, (int)i + 1);
-        vm->route_plugins[i] = lua_toboolean(L, -1);
+        vm->route_plugins[i] = (uint8_t)lua_tointeger(L, -1);
         lua_pop(L, 1);
         lua_rawgeti(L, -1, (int)i + 1);
         vm->route_filters[i] = lua_toboolean(L, -1);
@@ -325,6 +325,11 @@ bool torii_vm_route_has_plugins(const torii_vm_t *vm, const torii_route_conf_t *
     return vm && vm->route_plugins[route - vm->conf->routes];
 }
 
+bool torii_vm_route_runs(const torii_vm_t *vm, const torii_route_conf_t *route, int phase)
+{
+    return vm && (vm->route_plugins[route - vm->conf->routes] >> phase & 1);
+}
+
 bool torii_vm_route_filters_body(const torii_vm_t *vm, const torii_route_conf_t *route)
 {
     return vm && vm->route_filters[route - vm->conf->routes];
@@ -346,7 +351,7 @@ static lua_State *take_coroutine(torii_vm_t *vm, torii_request_t *r, bool *fresh
         lua_rawgeti(vm->L, LUA_REGISTRYINDEX, r->co_ref);
         co = lua_tothread(vm->L, -1);
         lua_pop(vm->L, 1);
-        *fresh = false; /* parked at its yield: resumed with the next phase */
+        *fresh = true; /* parked at its yield from another request: a new ctx */
         return co;
     }
     co = lua_newthread(vm->L);
@@ -362,11 +367,11 @@ int torii_vm_run_phase(torii_vm_t *vm, torii_request_t *r, int phase)
 {
     bool fresh;
     lua_State *co = take_coroutine(vm, r, &fresh);
-    (void)fresh;
     r->phase = (uint8_t)phase;
     lua_pushinteger(co, phase);
     lua_pushinteger(co, (lua_Integer)(r->route - vm->conf->routes) + 1);
-    return resume(vm, r, co, phase, 2);
+    lua_pushboolean(co, fresh);
+    return resume(vm, r, co, phase, 3);
 }
 
 int torii_vm_resume(torii_vm_t *vm, torii_request_t *r)

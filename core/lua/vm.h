@@ -31,6 +31,9 @@ size_t torii_vm_dicts(const torii_vm_t *vm, char *const **names, const uint64_t 
 /* Does a request on this route meet any plugin (its own or a global rule)? */
 bool torii_vm_route_has_plugins(const torii_vm_t *vm, const torii_route_conf_t *route);
 
+/* ... one that has this phase (TORII_PHASE_*)? */
+bool torii_vm_route_runs(const torii_vm_t *vm, const torii_route_conf_t *route, int phase);
+
 /* ... one with a body_filter (the response is then re-framed: its length
  * may change)? */
 bool torii_vm_route_filters_body(const torii_vm_t *vm, const torii_route_conf_t *route);

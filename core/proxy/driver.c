@@ -187,7 +187,12 @@ static bool run_access_phases(torii_client_t *c)
     static const int phases[] = {TORII_PHASE_REWRITE, TORII_PHASE_ACCESS};
     torii_request_t *r = c->req;
     while (r->phase_at < TORII_ARRAY_LEN(phases)) {
-        int rc = r->waiting ? torii_vm_resume(c->w->vm, r) : torii_vm_run_phase(c->w->vm, r, phases[r->phase_at]);
+        int rc;
+        if (!r->waiting && !torii_vm_route_runs(c->w->vm, r->route, phases[r->phase_at])) {
+            r->phase_at++; /* no plugin of the chain has this phase: no trip into Lua */
+            continue;
+        }
+        rc = r->waiting ? torii_vm_resume(c->w->vm, r) : torii_vm_run_phase(c->w->vm, r, phases[r->phase_at]);
         if (rc == TORII_AGAIN) {
             torii_timer_arm(c->w->loop, &c->wait_timer, r->wait_ms / 1000.0);
             return false;
@@ -465,7 +470,7 @@ static bool start_response(torii_client_t *c)
     ctx = (torii_response_ctx_t){.chunked = rb->out_chunked || (!client10 && head_of_chunked(r)),
                                  .close = r->close_after,
                                  .keepalive_10 = client10 && !r->close_after};
-    if (torii_vm_route_has_plugins(c->w->vm, r->route) &&
+    if (torii_vm_route_runs(c->w->vm, r->route, TORII_PHASE_HEADER_FILTER) &&
         torii_vm_run_phase(c->w->vm, r, TORII_PHASE_HEADER_FILTER) != TORII_OK) {
         fail_request(c, 500, "a plugin failed");
         return false;

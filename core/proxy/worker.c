@@ -130,7 +130,7 @@ void torii_worker_request_free(torii_worker_t *w, torii_request_t *r)
     if (r->waiting)
         torii_vm_request_done(w->vm, r);
     /* The log phase: after the last byte, whatever the outcome. */
-    if (r->route && torii_vm_route_has_plugins(w->vm, r->route))
+    if (r->route && torii_vm_route_runs(w->vm, r->route, TORII_PHASE_LOG))
         torii_vm_run_phase(w->vm, r, TORII_PHASE_LOG);
     torii_vm_request_done(w->vm, r);
     if (r->pool) {

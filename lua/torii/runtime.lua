@@ -217,11 +217,15 @@ function M.init(conf)
     local _, err = prepare(route.plugins, ("routes[%d].plugins"):format(i - 1), route.origins, dirs, set)
     if err then return nil, err end
     chains[i] = build_chain(set)
-    has[i] = #chains[i] > 0
-    filters[i] = false
+    -- bit p: some plugin of the chain has phase p (C resumes only those)
+    local mask = 0
     for _, e in ipairs(chains[i]) do
-      if e.plugin.body_filter then filters[i] = true end
+      for p, name in ipairs(PHASES) do
+        if e.plugin[name] and mask % (2 ^ (p + 1)) < 2 ^ p then mask = mask + 2 ^ p end
+      end
     end
+    has[i] = mask
+    filters[i] = mask % 64 >= 32 -- body_filter is phase 5
   end
   return true, has, filters
 end
@@ -293,13 +297,13 @@ end
 M.token = torii._token
 
 --- A request's coroutine: one chain run per resume. A parked coroutine is
---- reused for the next request, which starts with the rewrite phase.
-function M.request(phase, route)
+--- reused for the next request; `fresh` marks a request's first phase.
+function M.request(phase, route, fresh)
   local ctx
   local token = M.token
   while true do
-    if phase == tffi.REWRITE or not ctx then ctx = {} end
-    phase, route = coroutine.yield(token, run(chains[route], phase, ctx))
+    if fresh or not ctx then ctx = {} end
+    phase, route, fresh = coroutine.yield(token, run(chains[route], phase, ctx))
   end
 end
 
