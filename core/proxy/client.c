@@ -232,6 +232,9 @@ static void consume_request(torii_client_t *c)
 void torii_client_request_done(torii_client_t *c)
 {
     torii_worker_t *w = c->w;
+    /* A plugin's wait ends with its request (answered meanwhile, say by a
+     * timeout): its timer must not wake the next request on this connection. */
+    torii_timer_stop(w->loop, &c->wait_timer);
     bool keep = !c->req->close_after && !w->quitting && !c->eof;
     bool unread = !c->req->body.done;
     torii_access_log(c);
