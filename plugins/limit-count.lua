@@ -52,7 +52,7 @@ end
 function plugin.access(conf, ctx)
   local dict = torii.shared["limit-count"]
   local window = conf.time_window
-  local now = os.time()
+  local now = math.floor(torii.now())
   local start = now - now % window
   local key = ("%s|%s|%s|%d"):format(torii.request.get_route_id(), conf_id(conf), key_of(conf, ctx), start)
   local used, err = dict:incr(key, 1, 0, window)

@@ -118,6 +118,10 @@ int torii_ffi_shdict_flush_all(struct torii_shdict_s *d);
 int torii_ffi_timer_start(int id, double delay, double interval);
 int torii_ffi_timer_stop(int id);
 
+/* Wall-clock seconds (with milliseconds) as the worker's loop last saw
+ * them: cheap, and the same for every plugin of a request. */
+double torii_ffi_now(void);
+
 /* Log through the error log, with the request's id and route appended. */
 int torii_ffi_log(int level, const char *msg, size_t n);
 

@@ -5,6 +5,7 @@
  * true, so that plugins can flush what they hold.
  */
 #include <stdlib.h>
+#include <time.h>
 
 #include "base/list.h"
 #include "base/log.h"
@@ -106,6 +107,15 @@ int torii_ffi_timer_start(int id, double delay, double interval)
     npending++;
     torii_timer_arm(loop, &t->ev, delay);
     return TORII_FFI_OK;
+}
+
+double torii_ffi_now(void)
+{
+    struct timespec ts;
+    if (loop)
+        return torii_loop_now(loop);    /* the loop's cached time: no system call */
+    clock_gettime(CLOCK_REALTIME, &ts); /* outside a worker (the checking VM) */
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int torii_ffi_timer_stop(int id)

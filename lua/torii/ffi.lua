@@ -50,6 +50,7 @@ int torii_ffi_shdict_ttl(struct torii_shdict_s *d, const char *key, size_t klen,
 int torii_ffi_shdict_flush_all(struct torii_shdict_s *d);
 int torii_ffi_timer_start(int id, double delay, double interval);
 int torii_ffi_timer_stop(int id);
+double torii_ffi_now(void);
 int torii_ffi_log(int level, const char *msg, size_t n);
 ]]
 

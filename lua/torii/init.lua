@@ -246,6 +246,12 @@ for name, level in pairs(levels) do
   end
 end
 
+--- Seconds since the epoch, with milliseconds, as the worker's event loop
+--- last saw them (cheap; constant within one pass of the loop).
+function torii.now()
+  return C.torii_ffi_now()
+end
+
 --- The current phase's name ("rewrite", "access", ...), or nil.
 function torii.get_phase()
   return tffi.phase_names[C.torii_ffi_phase()]
