@@ -67,17 +67,7 @@ local function fresh_window(window, margin)
   if left < margin then proc.sleep(left + 0.05) end
 end
 
--- One request on a fresh connection; the response must be complete.
--- opts: as http.request (headers, host for ::1, port instead of gw.port).
-local function request(gw, path, opts)
-  local req = {}
-  for k, v in pairs(opts or {}) do req[k] = v end
-  req.path = path
-  local resp, err = http.request(req.port or gw.port, req)
-  assert.is_table(resp, "no response to " .. path .. ": " .. tostring(err))
-  assert.is_nil(resp.incomplete, "response cut short: " .. tostring(err))
-  return resp
-end
+local request = testutil.request
 
 ---------------------------------------------------------------------------
 -- torii.shared through dictops
@@ -430,12 +420,7 @@ local function assert_limited(resp, want, what)
   end
 end
 
--- Requests the mock has answered so far (this /__stats request included).
-local function upstream_requests(mock)
-  local resp, err = http.get(mock.port, "/__stats", { timeout = 2 })
-  assert(resp and resp.status == 200, "mock /__stats failed: " .. tostring(err))
-  return cjson.decode(resp.body).requests_total
-end
+local upstream_requests = testutil.upstream_requests
 
 local CONSUMERS = {
   { username = "alice", plugins = { ["key-auth"] = { key = "alice-key" } } },

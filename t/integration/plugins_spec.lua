@@ -67,24 +67,9 @@ local function start(routes, config, extra)
   return gw, mock
 end
 
--- One request on a fresh connection; the response must be complete.
-local function request(gw, path, opts)
-  local req = {}
-  for k, v in pairs(opts or {}) do req[k] = v end
-  req.path = path
-  local resp, err = http.request(gw.port, req)
-  assert.is_table(resp, "no response to " .. path .. ": " .. tostring(err))
-  assert.is_nil(resp.incomplete, "response cut short: " .. tostring(err))
-  return resp
-end
+local request = testutil.request
 
--- The next response on conn (complete).
-local function read(conn)
-  local resp, err = conn:read_response({ timeout = 5 })
-  assert.is_table(resp, "no response: " .. tostring(err))
-  assert.is_nil(resp.incomplete, "response cut short: " .. tostring(err))
-  return resp
-end
+local read = testutil.read
 
 -- The mock's echo document of a proxied request.
 local function echo(resp)
@@ -93,21 +78,9 @@ local function echo(resp)
   return cjson.decode(resp.body)
 end
 
--- Every value of header `name` the upstream got, in order.
-local function upstream_values(doc, name)
-  local out = {}
-  for _, hv in ipairs(doc.headers) do
-    if hv[1]:lower() == name:lower() then out[#out + 1] = hv[2] end
-  end
-  return out
-end
+local upstream_values = testutil.upstream_values
 
--- The single value of `name` the upstream got (nil when absent).
-local function upstream_value(doc, name)
-  local v = upstream_values(doc, name)
-  assert.is_true(#v <= 1, name .. " sent " .. #v .. " times: " .. cjson.encode(v))
-  return v[1]
-end
+local upstream_value = testutil.upstream_value
 
 -- torii's own 500 after a plugin failure; returns the JSON document.
 local function assert_plugin_failed(resp)
