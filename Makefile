@@ -145,6 +145,7 @@ bench: deps build bench-deps $(BUILD)/bench/router_bench
 	@$(BUILD)/bench/router_bench
 	@bash bench/run.sh
 	@bash bench/plugins.sh
+	@bash bench/reload.sh
 
 clean:
 	rm -rf $(BUILD)

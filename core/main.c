@@ -18,8 +18,11 @@
 #include "config/config.h"
 #include "lua/vm.h"
 #include "shm/zones.h"
+#include "process/control.h"
 #include "process/master.h"
 #include "process/pidfile.h"
+
+#define RELOAD_WAIT 90.0 /* seconds; the master gives up on a worker after 60 */
 
 static void usage(FILE *out)
 {
@@ -76,6 +79,24 @@ static int parse_args(int argc, char **argv, options_t *o)
     return -1;
 }
 
+/* Ask the master for a reload and wait until it is live in every worker,
+ * or failed (then the reason is printed as torii -t prints it). */
+static int reload(pid_t pid)
+{
+    char reply[1100], err[TORII_ERRLEN];
+    if (torii_control_call(pid, "reload", RELOAD_WAIT, reply, sizeof reply, err, sizeof err) != 0) {
+        fprintf(stderr, "torii: reload: %s\n", err);
+        return 1;
+    }
+    if (strncmp(reply, "ok ", 3) == 0) {
+        printf("torii: reload: %s\n", reply + 3);
+        return 0;
+    }
+    fprintf(stderr, "torii: %s\n", strncmp(reply, "error ", 6) == 0 ? reply + 6 : reply);
+    fprintf(stderr, "torii: reload failed; the running configuration stays in force\n");
+    return 1;
+}
+
 static int send_signal(const options_t *o)
 {
     static const struct {
@@ -94,10 +115,6 @@ static int send_signal(const options_t *o)
         fprintf(stderr, "torii: unknown signal \"%s\" (use quit, stop or reload)\n", o->signal);
         return 2;
     }
-    if (sig == SIGHUP) {
-        fprintf(stderr, "torii: reload is not supported yet; restart torii to apply configuration changes\n");
-        return 1;
-    }
     /* The pid file's place comes from the configuration when it loads. */
     conf = torii_config_load(o->conf, o->prefix, err, sizeof err);
     if (conf)
@@ -110,6 +127,8 @@ static int send_signal(const options_t *o)
         fprintf(stderr, "torii: %s\n", err);
         return 1;
     }
+    if (sig == SIGHUP)
+        return reload(pid);
     if (kill(pid, sig) != 0) {
         fprintf(stderr, "torii: cannot signal pid %d: %s\n", (int)pid, strerror(errno));
         return 1;

@@ -56,6 +56,13 @@ const char *torii_log_time_access(void)
     return time_access;
 }
 
+void torii_log_emergency_write(const char *msg, size_t len)
+{
+    if (write(err_fd, msg, len) < 0) {
+        /* nowhere else to say it */
+    }
+}
+
 int torii_log_level_parse(const char *name)
 {
     for (size_t i = 0; i < TORII_ARRAY_LEN(level_names); i++) {

@@ -32,6 +32,9 @@ int torii_log_open(const char *path, int level, char *err, size_t errlen);
 /* Reopen the log files at the same paths (after log rotation). */
 void torii_log_reopen(void);
 
+/* Write msg as it is to the error log: safe in a signal handler. */
+void torii_log_emergency_write(const char *msg, size_t len);
+
 /* Worker number shown in every line (0 = master). */
 void torii_log_set_worker(int worker);
 

@@ -293,6 +293,12 @@ static const torii_field_t log_fields[] = {
     {0},
 };
 
+static const torii_field_t lua_fields[] = {
+    F("cpu_budget", torii_dec_duration, torii_config_t, lua_cpu_budget_ms, 0, 3600 * SEC),
+    F("memory_limit", torii_dec_size, torii_config_t, lua_memory_limit, 0, (int64_t)1 << 40),
+    {0},
+};
+
 static const torii_field_t client_fields[] = {
     F("header_timeout", torii_dec_duration, torii_client_conf_t, header_timeout_ms, 1, DAY),
     F("body_timeout", torii_dec_duration, torii_client_conf_t, body_timeout_ms, 1, DAY),
@@ -332,7 +338,9 @@ static const torii_field_t top_fields[] = {
     {"workers", dec_workers, offsetof(torii_config_t, workers), 0, 0, NULL, false},
     F("pid_file", torii_dec_string, torii_config_t, pid_file, 1, 0),
     {"log", torii_dec_object, 0, 0, 0, log_fields, false},
+    {"lua", torii_dec_object, 0, 0, 0, lua_fields, false},
     F("shutdown_timeout", torii_dec_duration, torii_config_t, shutdown_timeout_ms, 0, DAY),
+    F("watch", torii_dec_bool, torii_config_t, watch, 0, 0),
     {"trusted_proxies", dec_trusted, 0, 0, 0, NULL, false},
     {"client", torii_dec_object, offsetof(torii_config_t, client), 0, 0, client_fields, false},
     {"proxy", torii_dec_object, offsetof(torii_config_t, proxy), 0, 0, proxy_fields, false},
@@ -363,6 +371,8 @@ static void set_defaults(torii_config_t *conf)
     conf->access_log = "logs/access.log";
     conf->log_level = TORII_LOG_INFO;
     conf->shutdown_timeout_ms = 30 * SEC;
+    conf->lua_cpu_budget_ms = 1 * SEC;
+    conf->lua_memory_limit = 512 << 20;
     conf->client = (torii_client_conf_t){
         .header_timeout_ms = 10 * SEC,
         .body_timeout_ms = 60 * SEC,
@@ -399,6 +409,7 @@ static char *prefixed(torii_pool_t *pool, const char *prefix, const char *path)
 static bool load_includes(torii_dctx_t *c, const char *dir)
 {
     torii_loader_t *L = c->user;
+    L->conf->include_dirs = torii_palloc(c->pool, sizeof(char *) * (L->nincludes + 1));
     for (uint32_t i = 0; i < L->nincludes; i++) {
         char pattern[4096];
         glob_t g;
@@ -407,6 +418,10 @@ static bool load_includes(torii_dctx_t *c, const char *dir)
             snprintf(pattern, sizeof pattern, "%s", L->includes[i]);
         else
             snprintf(pattern, sizeof pattern, "%s/%s", dir, L->includes[i]);
+        {
+            char *d = torii_pstrdup(c->pool, pattern);
+            L->conf->include_dirs[L->conf->ninclude_dirs++] = dirname(d);
+        }
         rc = glob(pattern, 0, NULL, &g);
         if (rc == GLOB_NOMATCH)
             continue; /* an empty conf.d/ is fine */

@@ -94,6 +94,8 @@ typedef struct {
     int log_level;
     char *access_log; /* "off" disables */
     uint32_t shutdown_timeout_ms;
+    uint32_t lua_cpu_budget_ms; /* `lua.cpu_budget`: a plugin phase's CPU time (0: none) */
+    uint64_t lua_memory_limit;  /* `lua.memory_limit`: a worker's Lua VM (0: none) */
     torii_cidr_t *trusted_proxies;
     uint32_t ntrusted;
     torii_client_conf_t client;
@@ -108,6 +110,9 @@ typedef struct {
      * (id, nodes, plugins, file, line; the rest unused). */
     torii_route_conf_t *services;
     uint32_t nservices;
+    bool watch;          /* reload when a configuration or plugin file changes */
+    char **include_dirs; /* where the include patterns look (for the watcher) */
+    uint32_t ninclude_dirs;
     char **shdict_names; /* `shared_dicts: {name: size}` */
     uint64_t *shdict_sizes;
     uint32_t nshdicts;

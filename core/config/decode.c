@@ -7,6 +7,7 @@
 #include "base/units.h"
 #include "config/config.h"
 #include "config/decode.h"
+#include "config/keypath.h"
 
 bool torii_dctx_fail(torii_dctx_t *c, const torii_cnode_t *n, const char *fmt, ...)
 {
@@ -23,20 +24,12 @@ bool torii_dctx_fail(torii_dctx_t *c, const torii_cnode_t *n, const char *fmt, .
 
 size_t torii_dctx_push_key(torii_dctx_t *c, const char *key)
 {
-    size_t mark = c->pathlen;
-    int k = snprintf(c->path + c->pathlen, sizeof c->path - c->pathlen, "%s%s", c->pathlen ? "." : "", key);
-    if (k > 0)
-        c->pathlen = TORII_MIN(c->pathlen + (size_t)k, sizeof c->path - 1);
-    return mark;
+    return torii_keypath_key(c->path, &c->pathlen, sizeof c->path, key);
 }
 
 size_t torii_dctx_push_index(torii_dctx_t *c, size_t i)
 {
-    size_t mark = c->pathlen;
-    int k = snprintf(c->path + c->pathlen, sizeof c->path - c->pathlen, "[%zu]", i);
-    if (k > 0)
-        c->pathlen = TORII_MIN(c->pathlen + (size_t)k, sizeof c->path - 1);
-    return mark;
+    return torii_keypath_index(c->path, &c->pathlen, sizeof c->path, i);
 }
 
 void torii_dctx_pop(torii_dctx_t *c, size_t mark)
@@ -88,6 +81,15 @@ bool torii_dec_string(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const 
     if (f && f->min > 0 && n->len < (size_t)f->min)
         return torii_dctx_fail(c, n, "must not be empty");
     *(char **)dst = torii_pstrndup(c->pool, n->text, n->len);
+    return true;
+}
+
+bool torii_dec_bool(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    (void)f;
+    if (!torii_dec_expect(c, n, TORII_CN_BOOL))
+        return false;
+    *(bool *)dst = n->v.b;
     return true;
 }
 

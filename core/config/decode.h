@@ -54,6 +54,7 @@ bool torii_dec_size(torii_dctx_t *, const torii_cnode_t *, void *, const torii_f
 bool torii_dec_size32(torii_dctx_t *, const torii_cnode_t *, void *, const torii_field_t *);   /* uint32_t */
 bool torii_dec_duration(torii_dctx_t *, const torii_cnode_t *, void *, const torii_field_t *); /* uint32_t ms */
 bool torii_dec_object(torii_dctx_t *, const torii_cnode_t *, void *, const torii_field_t *);   /* sub */
+bool torii_dec_bool(torii_dctx_t *, const torii_cnode_t *, void *, const torii_field_t *);     /* bool */
 
 /* Require node type t (error names the expected and actual types). */
 bool torii_dec_expect(torii_dctx_t *c, const torii_cnode_t *n, torii_cnode_type_t t);

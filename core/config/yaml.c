@@ -14,6 +14,7 @@
 #include <yaml.h>
 
 #include "base/common.h"
+#include "config/keypath.h"
 #include "config/node.h"
 
 #define MAX_DEPTH 64
@@ -32,17 +33,14 @@ typedef struct {
 
 static size_t path_push(loader_t *L, const char *key, size_t index)
 {
-    size_t mark = L->pathlen;
-    int n = key ? snprintf(L->path + mark, sizeof L->path - mark, "%s%s", mark ? "." : "", key)
-                : snprintf(L->path + mark, sizeof L->path - mark, "[%zu]", index);
-    if (n > 0)
-        L->pathlen = mark + (size_t)n < sizeof L->path ? mark + (size_t)n : sizeof L->path - 1;
-    return mark;
+    return key ? torii_keypath_key(L->path, &L->pathlen, sizeof L->path, key)
+               : torii_keypath_index(L->path, &L->pathlen, sizeof L->path, index);
 }
 
 static void path_pop(loader_t *L, size_t mark)
 {
     L->pathlen = mark;
+    L->path[mark] = '\0';
     L->path[mark] = '\0';
 }
 
@@ -118,6 +116,8 @@ static bool is_float(const char *s, double *out)
 static void resolve_plain(torii_cnode_t *n)
 {
     const char *s = n->text;
+    if (n->len > 0 && !strchr("~nNtTfF+-.0123456789", s[0]))
+        return; /* a plain string: no null, boolean or number starts so */
     if (n->len == 0 || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
         strcmp(s, "NULL") == 0) {
         n->type = TORII_CN_NULL;

@@ -26,9 +26,12 @@ typedef struct {
     bool done;             /* last byte seen */
 } torii_body_t;
 
+struct torii_gen_s;
+
 typedef struct torii_request_s {
-    torii_http_head_t head; /* slices into the client's input buffer */
-    torii_str_t line;       /* the request line as received (for the access log) */
+    struct torii_gen_s *gen; /* the configuration generation it runs on */
+    torii_http_head_t head;  /* slices into the client's input buffer */
+    torii_str_t line;        /* the request line as received (for the access log) */
     const torii_route_conf_t *route;
     torii_route_match_t match; /* the route and its parameters (slices of `path`) */
     torii_str_t path;          /* normalised path the route was matched on */

@@ -1,8 +1,10 @@
 /*
  * timers.c — torii.timer for Lua: one libev timer per pending Lua timer,
  * firing into the runtime (runtime.fire_timer) with the timer's id. When
- * the worker stops, every pending timer fires once more with premature =
- * true, so that plugins can flush what they hold.
+ * the worker stops, or a reload retires the VM that started them, every
+ * pending timer of that VM fires once more with premature = true, so that
+ * plugins can flush what they hold. Timer ids are per VM: a timer belongs
+ * to the VM that was running when it started.
  */
 #include <stdlib.h>
 #include <time.h>
@@ -20,12 +22,12 @@
 typedef struct {
     torii_timer_t ev;
     torii_list_t link;
+    torii_vm_t *vm;
     int id;
     double interval;
 } ltimer_t;
 
 static torii_loop_t *loop; /* NULL outside a worker: timers refused */
-static torii_vm_t *vm;
 static torii_list_t pending = {&pending, &pending};
 static size_t npending;
 
@@ -40,6 +42,7 @@ static void drop(ltimer_t *t)
 static void on_fire(torii_loop_t *l, torii_timer_t *ev, int revents)
 {
     ltimer_t *t = torii_container_of(ev, ltimer_t, ev);
+    torii_vm_t *vm = t->vm;
     int id = t->id;
     (void)l, (void)revents;
     if (t->interval > 0)
@@ -49,34 +52,57 @@ static void on_fire(torii_loop_t *l, torii_timer_t *ev, int revents)
     torii_vm_fire_timer(vm, id, false);
 }
 
-void torii_timers_attach(torii_loop_t *l, torii_vm_t *v)
+void torii_timers_attach(torii_loop_t *l)
 {
     loop = l;
-    vm = v;
+}
+
+/* Fire each of vm's timers (all when vm is NULL) once, premature. */
+static void stop_all(torii_vm_t *vm)
+{
+    torii_list_t *n = pending.next;
+    while (n != &pending) {
+        ltimer_t *t = torii_list_entry(n, ltimer_t, link);
+        torii_vm_t *owner = t->vm;
+        int id = t->id;
+        n = n->next;
+        if (vm && owner != vm)
+            continue;
+        drop(t);
+        torii_vm_fire_timer(owner, id, true);
+        n = pending.next; /* the callback may have changed the list */
+    }
+}
+
+void torii_timers_stop_vm(torii_vm_t *vm)
+{
+    if (loop && vm)
+        stop_all(vm);
 }
 
 void torii_timers_shutdown(void)
 {
-    /* Fire each once, premature; a callback that starts new timers gets
-     * them refused (loop is gone by then). */
+    /* A callback that starts new timers gets them refused: the loop is
+     * forgotten first. */
     torii_loop_t *l = loop;
     loop = NULL;
     while (!torii_list_empty(&pending)) {
         ltimer_t *t = torii_list_entry(pending.next, ltimer_t, link);
+        torii_vm_t *owner = t->vm;
         int id = t->id;
         torii_timer_stop(l, &t->ev);
         torii_list_remove(&t->link);
         npending--;
         free(t);
-        torii_vm_fire_timer(vm, id, true);
+        torii_vm_fire_timer(owner, id, true);
     }
 }
 
-static ltimer_t *find(int id)
+static ltimer_t *find(torii_vm_t *vm, int id)
 {
     for (torii_list_t *n = pending.next; n != &pending; n = n->next) {
         ltimer_t *t = torii_list_entry(n, ltimer_t, link);
-        if (t->id == id)
+        if (t->id == id && t->vm == vm)
             return t;
     }
     return NULL;
@@ -85,9 +111,14 @@ static ltimer_t *find(int id)
 int torii_ffi_timer_start(int id, double delay, double interval)
 {
     ltimer_t *t;
-    if (!loop) {
+    torii_vm_t *vm = torii_vm_active();
+    if (!loop || !vm) {
         torii_ffi_set_error("timers run in workers only (start them in init_worker or a phase)");
         return TORII_FFI_ERROR;
+    }
+    if (torii_vm_retired(vm)) {
+        torii_ffi_set_error("the configuration was reloaded: timers of the old one no longer start");
+        return TORII_FFI_DECLINED;
     }
     if (npending >= MAX_TIMERS) {
         torii_ffi_set_error("too many timers");
@@ -100,6 +131,7 @@ int torii_ffi_timer_start(int id, double delay, double interval)
     t = calloc(1, sizeof *t);
     if (!t)
         abort();
+    t->vm = vm;
     t->id = id;
     t->interval = interval;
     torii_timer_init(&t->ev, on_fire, 0., 0.);
@@ -120,7 +152,7 @@ double torii_ffi_now(void)
 
 int torii_ffi_timer_stop(int id)
 {
-    ltimer_t *t = loop ? find(id) : NULL;
+    ltimer_t *t = loop ? find(torii_vm_active(), id) : NULL;
     if (!t)
         return TORII_FFI_NOT_FOUND;
     drop(t);

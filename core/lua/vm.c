@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/pool.h"
 #include "config/node.h"
+#include "lua/budget.h"
 #include "lua/ffi.h"
 #include "lua/ffi_state.h"
 #include "lua/vm.h"
@@ -34,7 +35,38 @@ struct torii_vm_s {
     char **dict_names;      /* shared dicts the loaded plugins want by default */
     uint64_t *dict_sizes;
     size_t ndicts;
+    bool retired; /* a newer generation is current: no new timers */
+    size_t mem;   /* bytes the VM holds (its allocator's count) */
+    size_t limit; /* lua.memory_limit, 0: none */
 };
+
+static torii_vm_t *active; /* the VM running Lua now, for torii_vm_active() */
+
+/*
+ * The VM's allocator: the C heap, so that the memory a retired
+ * generation's VM frees is reused by the next one instead of going back
+ * to the kernel and faulting in again, and counted, so that a VM over its
+ * memory cap is noticed (torii_vm_memory).
+ */
+static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    torii_vm_t *vm = ud;
+    void *p;
+    if (nsize == 0) {
+        free(ptr);
+        vm->mem -= osize;
+        return NULL;
+    }
+    /* Past the limit, a plugin's allocation fails ("not enough memory",
+     * which fails its request); only while Lua runs for a request or a
+     * timer, where such an error is caught, never in the VM's set-up. */
+    if (vm->limit && nsize > osize && active == vm && vm->mem + (nsize - osize) > vm->limit)
+        return NULL;
+    p = realloc(ptr, nsize);
+    if (p)
+        vm->mem += nsize - osize;
+    return p;
+}
 
 /* Where lua/ and plugins/ are: $TORII_HOME, else the first directory up
  * from the executable (build/torii, build/asan/torii) that has them. */
@@ -240,7 +272,10 @@ torii_vm_t *torii_vm_new(const torii_config_t *conf, char *err, size_t errlen)
         return NULL;
     }
     vm->conf = conf;
-    vm->L = L = luaL_newstate();
+    vm->limit = conf->lua_memory_limit;
+    vm->L = L = lua_newstate(vm_alloc, vm);
+    if (!L) /* a LuaJIT built without GC64 refuses custom allocators */
+        vm->L = L = luaL_newstate();
     if (!L)
         abort();
     luaL_openlibs(L);
@@ -386,9 +421,14 @@ int torii_vm_resume(torii_vm_t *vm, torii_request_t *r)
 static int resume(torii_vm_t *vm, torii_request_t *r, lua_State *co, int phase, int nargs)
 {
     int rc, status;
+    torii_vm_t *outer = active;
+    active = vm;
     torii_ffi_enter(r, phase);
+    torii_budget_enter(vm->L);
     rc = lua_resume(co, nargs);
+    torii_budget_leave();
     torii_ffi_leave();
+    active = outer;
     if (rc != LUA_YIELD) {
         /* The loop never returns and catches plugin errors itself: this is
          * the runtime failing. The coroutine is dead; drop it. */
@@ -426,15 +466,56 @@ static int resume(torii_vm_t *vm, torii_request_t *r, lua_State *co, int phase, 
 static void call_runtime(torii_vm_t *vm, const char *name, int nargs)
 {
     lua_State *L = vm->L;
+    torii_vm_t *outer = active;
     lua_rawgeti(L, LUA_REGISTRYINDEX, vm->runtime);
     lua_getfield(L, -1, name);
     lua_remove(L, -2);
     lua_insert(L, -(nargs + 1));
+    active = vm;
+    torii_budget_enter(L);
     if (lua_pcall(L, nargs, 0, 0) != 0) {
         const char *msg = lua_tostring(L, -1);
         torii_log_error("Lua runtime: %s failed: %s", name, msg ? msg : "?");
         lua_pop(L, 1);
     }
+    torii_budget_leave();
+    active = outer;
+}
+
+size_t torii_vm_memory(const torii_vm_t *vm)
+{
+    return vm->mem;
+}
+
+bool torii_vm_over_limit(torii_vm_t *vm)
+{
+    /* A cheap check after each request; a full collection only when the
+     * count (garbage included) is high, and a new VM only if what is
+     * still alive after it stays high. */
+    if (!vm->limit || vm->mem <= vm->limit / 4 * 3)
+        return false;
+    lua_gc(vm->L, LUA_GCCOLLECT, 0);
+    return vm->mem > vm->limit / 4 * 3;
+}
+
+bool torii_vm_home(char *out, size_t cap)
+{
+    return find_home(out, cap);
+}
+
+torii_vm_t *torii_vm_active(void)
+{
+    return active;
+}
+
+void torii_vm_retire(torii_vm_t *vm)
+{
+    vm->retired = true;
+}
+
+bool torii_vm_retired(const torii_vm_t *vm)
+{
+    return vm->retired;
 }
 
 void torii_vm_init_worker(torii_vm_t *vm)

@@ -56,6 +56,25 @@ void torii_vm_init_worker(torii_vm_t *vm);
 /* A timer of torii.timer fired (premature: the worker is stopping). */
 void torii_vm_fire_timer(torii_vm_t *vm, int id, bool premature);
 
+/* Bytes the VM holds now. */
+size_t torii_vm_memory(const torii_vm_t *vm);
+
+/* After a full collection, is the VM still over 3/4 of lua.memory_limit?
+ * Then the worker replaces it with a fresh one (worker_reload.c). */
+bool torii_vm_over_limit(torii_vm_t *vm);
+
+/* Where lua/ and plugins/ are ($TORII_HOME, or found from the binary). */
+bool torii_vm_home(char *out, size_t cap);
+
+/* The VM whose Lua is running now (NULL when none is): FFI functions
+ * that keep state per VM (timers) use it. */
+torii_vm_t *torii_vm_active(void);
+
+/* A newer generation is current: this VM finishes its requests but
+ * starts no new timers. */
+void torii_vm_retire(torii_vm_t *vm);
+bool torii_vm_retired(const torii_vm_t *vm);
+
 /* The request ended: its coroutine goes back to the pool. */
 void torii_vm_request_done(torii_vm_t *vm, torii_request_t *r);
 

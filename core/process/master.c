@@ -10,41 +10,48 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <poll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+
 #include "base/buf.h"
 #include "base/log.h"
 #include "event/sock.h"
+#include "lua/budget.h"
+#include "process/control.h"
 #include "process/master.h"
-#include "shm/zones.h"
+#include "process/master_int.h"
 #include "process/pidfile.h"
+#include "process/reload_msg.h"
+#include "process/watch.h"
 #include "proxy/worker.h"
+#include "shm/zones.h"
 
 #define STOP_GRACE  10.0 /* seconds before SIGKILL after SIGTERM */
 #define QUIT_GRACE  5.0  /* seconds past shutdown_timeout before SIGKILL */
 #define MAX_BACKOFF 10.0 /* seconds between restarts of a crashing worker */
 
-typedef struct {
-    pid_t pid;             /* 0: not running */
-    double started;        /* when it was (re)started */
-    double respawn_at;     /* when to start it again (0: no restart planned) */
-    unsigned quick_deaths; /* deaths soon after start, for back-off */
-} slot_t;
-
-typedef struct {
-    torii_config_t *conf;
-    int *fds;
-    uint32_t nfds;
-    slot_t *slots;
-    uint32_t nslots;
-    int stopping;    /* 0, SIGQUIT or SIGTERM */
-    double deadline; /* when stopping: SIGKILL what is left after this */
-    pid_t pid;
-} master_t;
-
-static double now_s(void)
+double torii_master_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+#define now_s torii_master_now
+
+#define WATCH_QUIET 0.3 /* seconds without a change before the watcher reloads */
+
+void torii_master_rewatch(master_t *m)
+{
+    torii_watch_free(m->watch);
+    m->watch = NULL;
+    if (m->conf->watch) {
+        m->watch = torii_watch_new(m->conf);
+        if (m->watch)
+            torii_log_info("watch: %u director%s watched for changes", torii_watch_count(m->watch),
+                           torii_watch_count(m->watch) == 1 ? "y" : "ies");
+    }
 }
 
 static int open_listeners(master_t *m)
@@ -74,35 +81,139 @@ static void close_listeners(master_t *m)
     m->nfds = 0;
 }
 
+/* In a new worker: drop what only the master uses. */
+static void close_master_fds(master_t *m, uint32_t self)
+{
+    if (m->sigfd >= 0)
+        close(m->sigfd);
+    if (m->ctlfd >= 0)
+        close(m->ctlfd);
+    torii_watch_free(m->watch);
+    for (uint32_t i = 0; i < m->nslots; i++)
+        if (i != self && m->slots[i].ctl >= 0)
+            close(m->slots[i].ctl);
+    for (uint32_t i = 0; i < m->rl.nclients; i++)
+        close(m->rl.clients[i]);
+    for (uint32_t i = 0; i < m->rl.nnext; i++)
+        close(m->rl.next_clients[i]);
+    if (m->rl.conf && m->rl.conf != m->conf)
+        torii_config_free(m->rl.conf);
+}
+
 static void spawn(master_t *m, uint32_t i)
 {
-    pid_t pid = fork();
+    int sv[2];
+    pid_t pid;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        torii_log_alert("socketpair() failed: %s; retrying", strerror(errno));
+        m->slots[i].respawn_at = now_s() + 1.0;
+        return;
+    }
+    pid = fork();
     if (pid < 0) {
         torii_log_alert("fork() failed: %s; retrying", strerror(errno));
+        close(sv[0]);
+        close(sv[1]);
         m->slots[i].respawn_at = now_s() + 1.0;
         return;
     }
     if (pid == 0) {
         int rc;
+        close(sv[0]);
+        close_master_fds(m, i);
         /* The master's signals stay blocked until the worker's handlers are
          * in place (torii_worker_run): a SIGUSR1 or SIGQUIT that arrives
-         * while the worker starts would otherwise kill it. */
-        rc = torii_worker_run(m->conf, m->fds, m->nfds, (int)i + 1, m->pid);
+         * while the worker starts would otherwise kill it. The worker
+         * takes over the configuration. */
+        rc = torii_worker_run(m->conf, m->gen_id, m->fds, m->nfds, sv[1], (int)i + 1, m->pid);
         torii_zones_close(); /* this process's mappings only: the zones live on */
         free(m->fds);        /* the worker closed or will lose them at exit */
         free(m->slots);
-        torii_config_free(m->conf);
+        free(m->draining);
         torii_log_close();
         exit(rc);
     }
+    close(sv[1]);
+    if (m->slots[i].ctl >= 0)
+        close(m->slots[i].ctl);
+    m->slots[i].ctl = sv[0];
     m->slots[i].pid = pid;
     m->slots[i].started = now_s();
     m->slots[i].respawn_at = 0;
+    torii_master_reload_spawned(m, i);
+}
+
+static void describe_exit(int status, char *out, size_t len);
+
+/* Listening sockets for conf: the running one's where the address is the
+ * same (so nothing queued on it is lost), new ones elsewhere. */
+static int *listeners_for(master_t *m, const torii_config_t *conf, char *err, size_t errlen)
+{
+    int *fds = calloc(conf->nlisten, sizeof *fds);
+    if (!fds)
+        abort();
+    for (uint32_t i = 0; i < conf->nlisten; i++) {
+        fds[i] = -1;
+        for (uint32_t k = 0; k < m->nfds && k < m->conf->nlisten; k++)
+            if (strcmp(m->conf->listen[k].text, conf->listen[i].text) == 0)
+                fds[i] = dup(m->fds[k]);
+        if (fds[i] < 0)
+            fds[i] = torii_sock_listen(&conf->listen[i].addr, 4096, err, errlen);
+        if (fds[i] < 0) {
+            while (i-- > 0)
+                close(fds[i]);
+            free(fds);
+            return NULL;
+        }
+    }
+    return fds;
+}
+
+int torii_master_replace_workers(master_t *m, torii_config_t *conf, uint64_t gen_id, char *err, size_t errlen)
+{
+    int *fds = listeners_for(m, conf, err, errlen);
+    slot_t *slots;
+    if (!fds)
+        return TORII_ERROR;
+    slots = calloc(conf->workers, sizeof *slots);
+    m->draining = realloc(m->draining, (m->ndraining + m->nslots) * sizeof *m->draining);
+    if (!slots || (!m->draining && m->ndraining + m->nslots > 0))
+        abort();
+    /* The old workers finish their requests and go (SIGQUIT: they stop
+     * accepting and close idle connections); nothing is restarted. */
+    for (uint32_t i = 0; i < m->nslots; i++) {
+        if (m->slots[i].pid > 0) {
+            kill(m->slots[i].pid, SIGQUIT);
+            m->draining[m->ndraining++] = m->slots[i].pid;
+        }
+        if (m->slots[i].ctl >= 0)
+            close(m->slots[i].ctl);
+    }
+    free(m->slots);
+    close_listeners(m);
+    m->fds = fds;
+    m->nfds = conf->nlisten;
+    m->conf = conf;
+    m->gen_id = gen_id;
+    m->slots = slots;
+    m->nslots = conf->workers;
+    for (uint32_t i = 0; i < m->nslots; i++) {
+        m->slots[i].ctl = -1;
+        spawn(m, i);
+        if (m->slots[i].ctl >= 0)
+            m->slots[i].awaiting = gen_id; /* it says "current" once it accepts */
+    }
+    torii_log_notice("%u new worker(s) listening on %s%s; %u old one(s) draining", m->nslots, conf->listen[0].text,
+                     conf->nlisten > 1 ? " and more" : "", m->ndraining);
+    return TORII_OK;
 }
 
 static void describe_exit(int status, char *out, size_t len)
 {
-    if (WIFEXITED(status))
+    if (WIFEXITED(status) && WEXITSTATUS(status) == TORII_BUDGET_EXIT)
+        snprintf(out, len, "exited with code %d: a plugin overran its CPU budget where it could not be interrupted",
+                 WEXITSTATUS(status));
+    else if (WIFEXITED(status))
         snprintf(out, len, "exited with code %d", WEXITSTATUS(status));
     else if (WIFSIGNALED(status))
         snprintf(out, len, "was killed by signal %d (%s)%s", WTERMSIG(status), strsignal(WTERMSIG(status)),
@@ -133,12 +244,26 @@ static void reap(master_t *m)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (uint32_t i = 0; i < m->ndraining; i++) {
+            if (m->draining[i] == pid) {
+                char how[128];
+                describe_exit(status, how, sizeof how);
+                torii_log_info("replaced worker (pid %d) drained and %s", (int)pid, how);
+                m->draining[i] = m->draining[--m->ndraining];
+                break;
+            }
+        }
         for (uint32_t i = 0; i < m->nslots; i++) {
             slot_t *s = &m->slots[i];
             char how[128];
             if (s->pid != pid)
                 continue;
             s->pid = 0;
+            if (s->ctl >= 0) {
+                close(s->ctl);
+                s->ctl = -1;
+            }
+            torii_master_reload_exited(m, i);
             describe_exit(status, how, sizeof how);
             if (m->stopping) {
                 torii_log_info("worker %u (pid %d) %s", i + 1, (int)pid, how);
@@ -153,6 +278,8 @@ static void reap(master_t *m)
 
 static void signal_workers(master_t *m, int sig)
 {
+    for (uint32_t i = 0; i < m->ndraining; i++)
+        kill(m->draining[i], sig == SIGQUIT ? SIGQUIT : sig);
     for (uint32_t i = 0; i < m->nslots; i++) {
         if (m->slots[i].pid > 0)
             kill(m->slots[i].pid, sig);
@@ -161,6 +288,8 @@ static void signal_workers(master_t *m, int sig)
 
 static bool any_alive(const master_t *m)
 {
+    if (m->ndraining > 0)
+        return true;
     for (uint32_t i = 0; i < m->nslots; i++) {
         if (m->slots[i].pid > 0)
             return true;
@@ -173,6 +302,7 @@ static void begin_stop(master_t *m, int sig)
     if (m->stopping == SIGTERM || (m->stopping && sig == SIGQUIT))
         return;
     m->stopping = sig;
+    torii_master_reload_cancel(m, "torii is shutting down");
     m->deadline = now_s() + (sig == SIGQUIT ? m->conf->shutdown_timeout_ms / 1000.0 + QUIT_GRACE : STOP_GRACE);
     torii_log_notice("%s: %s", sig == SIGQUIT ? "graceful shutdown" : "shutting down",
                      sig == SIGQUIT ? "waiting for requests in flight" : "closing connections now");
@@ -193,16 +323,18 @@ static void handle_signal(master_t *m, int sig)
         torii_log_reopen();
         signal_workers(m, SIGUSR1);
         break;
-    case SIGHUP:
-        torii_log_notice("reload requested, but configuration reload is not supported yet; "
-                         "restart torii to apply changes");
-        break;
+    case SIGHUP: torii_master_reload(m, "SIGHUP", -1); break;
     }
 }
 
 static void tick(master_t *m)
 {
     double t = now_s();
+    torii_master_reload_tick(m);
+    if (m->watch_due > 0 && t >= m->watch_due && !m->stopping) {
+        m->watch_due = 0;
+        torii_master_reload(m, "file watcher", -1);
+    }
     if (m->stopping) {
         if (any_alive(m) && t > m->deadline) {
             torii_log_warn("workers did not exit in time; killing them");
@@ -241,23 +373,94 @@ static int prepare(master_t *m, char *err, size_t errlen)
     return TORII_OK;
 }
 
-static void run_loop(master_t *m, const sigset_t *set)
+static void on_control(master_t *m)
 {
-    struct timespec timeout = {0, 100 * 1000 * 1000};
+    char cmd[64];
+    int fd = torii_control_accept(m->ctlfd, cmd, sizeof cmd);
+    if (fd < 0)
+        return;
+    if (strcmp(cmd, "reload") == 0) {
+        torii_master_reload(m, "torii -s reload", fd);
+    } else {
+        static const char bad[] = "error unknown command\n";
+        if (write(fd, bad, sizeof bad - 1) < 0) {
+            /* the caller is gone */
+        }
+        close(fd);
+    }
+}
+
+static void on_channel(master_t *m, uint32_t i)
+{
+    char msg[TORII_RELOAD_MSG_MAX];
+    const slot_t *slots = m->slots;
+    int n;
+    while ((n = torii_reload_recv(m->slots[i].ctl, msg, sizeof msg)) > 0) {
+        torii_master_reload_message(m, i, msg);
+        if (m->slots != slots) /* the message made new workers replace the old */
+            return;
+    }
+    if (n == 0) { /* the worker is exiting; reap() tells the rest */
+        close(m->slots[i].ctl);
+        m->slots[i].ctl = -1;
+    }
+}
+
+/* One pass: wait up to 100 ms for a signal, a control command or a
+ * worker's message, and handle what came. */
+static void wait_events(master_t *m)
+{
+    struct pollfd pfd[3 + 256];
+    const slot_t *slots = m->slots;
+    uint32_t slot_of[256], n = 0, nslot = 0;
+    pfd[n++] = (struct pollfd){.fd = m->sigfd, .events = POLLIN};
+    if (m->ctlfd >= 0)
+        pfd[n++] = (struct pollfd){.fd = m->ctlfd, .events = POLLIN};
+    if (m->watch)
+        pfd[n++] = (struct pollfd){.fd = torii_watch_fd(m->watch), .events = POLLIN};
+    for (uint32_t i = 0; i < m->nslots && nslot < 256; i++) {
+        if (m->slots[i].ctl >= 0) {
+            slot_of[nslot++] = i;
+            pfd[n++] = (struct pollfd){.fd = m->slots[i].ctl, .events = POLLIN};
+        }
+    }
+    if (poll(pfd, n, 100) <= 0)
+        return;
+    if (pfd[0].revents) {
+        struct signalfd_siginfo si;
+        while (read(m->sigfd, &si, sizeof si) == (ssize_t)sizeof si)
+            handle_signal(m, (int)si.ssi_signo);
+    }
+    for (uint32_t k = 1; k < n; k++) {
+        if (!pfd[k].revents)
+            continue;
+        if (m->slots != slots) /* replaced: the descriptors polled are gone */
+            return;
+        if (pfd[k].fd == m->ctlfd)
+            on_control(m);
+        else if (m->watch && pfd[k].fd == torii_watch_fd(m->watch)) {
+            if (torii_watch_changed(m->watch)) /* debounced: editors write in steps */
+                m->watch_due = now_s() + WATCH_QUIET;
+        } else
+            for (uint32_t j = 0; j < nslot && m->slots == slots; j++)
+                if (m->slots[slot_of[j]].ctl == pfd[k].fd)
+                    on_channel(m, slot_of[j]);
+    }
+}
+
+static void run_loop(master_t *m)
+{
     for (uint32_t i = 0; i < m->nslots; i++)
         spawn(m, i);
     while (!m->stopping || any_alive(m)) {
-        siginfo_t info;
-        int sig = sigtimedwait(set, &info, &timeout);
-        if (sig > 0)
-            handle_signal(m, sig);
+        wait_events(m);
         tick(m);
     }
 }
 
 int torii_master_run(torii_config_t *conf)
 {
-    master_t m = {.conf = conf, .pid = getpid()};
+    master_t m = {.conf = conf, .pid = getpid(), .gen_id = 1, .sigfd = -1, .ctlfd = -1};
     char err[TORII_ERRLEN];
     sigset_t set;
     int rc = 0;
@@ -268,24 +471,44 @@ int torii_master_run(torii_config_t *conf)
     sigaddset(&set, SIGQUIT);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR1);
-    /* Signals are taken synchronously with sigtimedwait: no handlers. */
+    /* Signals are read from a signalfd in the loop: no handlers. */
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    m.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (m.sigfd < 0) {
+        fprintf(stderr, "torii: signalfd: %s\n", strerror(errno));
+        torii_config_free(conf);
+        return 1;
+    }
     m.nslots = conf->workers;
     m.slots = calloc(m.nslots, sizeof *m.slots);
     if (!m.slots)
         abort();
+    for (uint32_t i = 0; i < m.nslots; i++)
+        m.slots[i].ctl = -1;
     if (prepare(&m, err, sizeof err) != TORII_OK) {
         rc = 1;
     } else {
+        m.ctlfd = torii_control_listen(m.pid, err, sizeof err);
+        if (m.ctlfd < 0) /* reloads still work by SIGHUP */
+            torii_log_error("%s; torii -s reload will not be able to wait for reloads", err);
+        torii_master_rewatch(&m);
         torii_log_notice("torii %s started: %u worker(s), listening on %s%s", TORII_VERSION, m.nslots,
                          conf->listen[0].text, conf->nlisten > 1 ? " and more" : "");
-        run_loop(&m, &set);
-        torii_pidfile_remove(conf->pid_file);
+        run_loop(&m);
+        torii_pidfile_remove(m.conf->pid_file);
         torii_log_notice("torii stopped");
     }
     close_listeners(&m);
+    for (uint32_t i = 0; i < m.nslots; i++)
+        if (m.slots[i].ctl >= 0)
+            close(m.slots[i].ctl);
     free(m.slots);
-    torii_config_free(conf);
+    if (m.ctlfd >= 0)
+        close(m.ctlfd);
+    torii_watch_free(m.watch);
+    free(m.draining);
+    close(m.sigfd);
+    torii_config_free(m.conf);
     return rc;
 }

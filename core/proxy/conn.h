@@ -80,10 +80,12 @@ struct torii_upstream_s {
 
 struct torii_worker_s {
     torii_loop_t *loop;
-    const torii_config_t *conf;
-    torii_router_t *router;
-    struct torii_vm_s *vm; /* the plugins' Lua VM */
+    const torii_config_t *conf; /* the current generation's */
+    struct torii_gen_s *gen;    /* current: new requests start on it */
+    struct torii_gen_s *next;   /* built by a reload, waiting for the commit */
     int id;
+    int ctl_fd; /* the reload channel to the master (-1: none) */
+    torii_io_t ctl_io;
     const int *listen_fds;
     uint32_t nlisten;
     torii_io_t *lio;
@@ -92,7 +94,6 @@ struct torii_worker_s {
     torii_list_t clients;
     uint32_t nclients;
     torii_upool_t *upool;
-    uint32_t *rr; /* round-robin position per route */
     uint64_t seq; /* request ids: seed and counter */
     uint32_t seed;
     torii_request_t *free_reqs[64];

@@ -23,6 +23,7 @@
 #include "proxy/accesslog.h"
 #include "proxy/client.h"
 #include "proxy/driver.h"
+#include "proxy/gen.h"
 #include "proxy/upstream.h"
 #include "proxy/worker.h"
 
@@ -96,7 +97,7 @@ static void connect_upstream(torii_client_t *c, bool fresh)
     const torii_route_conf_t *route = r->route;
     torii_upstream_t *up;
     if (!fresh) /* interim balancing: round robin over the route's nodes */
-        r->node = &route->nodes[w->rr[route - w->conf->routes]++ % route->nnodes];
+        r->node = &route->nodes[r->gen->rr[route - r->gen->conf->routes]++ % route->nnodes];
     r->tries++;
     r->t_upstream = torii_loop_now(w->loop);
     up = fresh ? torii_upstream_connect(w, &r->node->addr) : torii_upstream_get(w, &r->node->addr);
@@ -167,7 +168,7 @@ static bool route_request(torii_client_t *c)
         .client = c->peer16,
         .client_text = torii_str(c->ip, strlen(c->ip)),
     };
-    if (!torii_router_match(c->w->router, &q, &r->match)) {
+    if (!torii_router_match(r->gen->router, &q, &r->match)) {
         torii_client_error(c, 404, "no route matches the request");
         return false;
     }
@@ -188,11 +189,11 @@ static bool run_access_phases(torii_client_t *c)
     torii_request_t *r = c->req;
     while (r->phase_at < TORII_ARRAY_LEN(phases)) {
         int rc;
-        if (!r->waiting && !torii_vm_route_runs(c->w->vm, r->route, phases[r->phase_at])) {
+        if (!r->waiting && !torii_vm_route_runs(r->gen->vm, r->route, phases[r->phase_at])) {
             r->phase_at++; /* no plugin of the chain has this phase: no trip into Lua */
             continue;
         }
-        rc = r->waiting ? torii_vm_resume(c->w->vm, r) : torii_vm_run_phase(c->w->vm, r, phases[r->phase_at]);
+        rc = r->waiting ? torii_vm_resume(r->gen->vm, r) : torii_vm_run_phase(r->gen->vm, r, phases[r->phase_at]);
         if (rc == TORII_AGAIN) {
             torii_timer_arm(c->w->loop, &c->wait_timer, r->wait_ms / 1000.0);
             return false;
@@ -237,7 +238,7 @@ void torii_driver_begin(torii_client_t *c)
     }
     /* The plugin phases run before any byte goes upstream; a plugin may
      * answer the request itself, or wait. */
-    if (torii_vm_route_has_plugins(w->vm, r->route) && !run_access_phases(c))
+    if (torii_vm_route_has_plugins(r->gen->vm, r->route) && !run_access_phases(c))
         return;
     proceed_upstream(c);
 }
@@ -462,7 +463,7 @@ static bool start_response(torii_client_t *c)
     rb->left = r->resp.f.content_length;
     rb->done = rb->in == TORII_BODY_NONE;
     /* A body_filter may change the body's length: then it is framed anew. */
-    r->filtered = rb->in != TORII_BODY_NONE && torii_vm_route_filters_body(c->w->vm, r->route);
+    r->filtered = rb->in != TORII_BODY_NONE && torii_vm_route_filters_body(r->gen->vm, r->route);
     /* Unknown length: HTTP/1.1 clients get it chunked, 1.0 ones a close. */
     rb->out_chunked = !client10 && (rb->in == TORII_BODY_CHUNKED || rb->in == TORII_BODY_CLOSE || r->filtered);
     r->close_after |= (client10 && (rb->in == TORII_BODY_CHUNKED || rb->in == TORII_BODY_CLOSE || r->filtered)) ||
@@ -470,8 +471,8 @@ static bool start_response(torii_client_t *c)
     ctx = (torii_response_ctx_t){.chunked = rb->out_chunked || (!client10 && head_of_chunked(r)),
                                  .close = r->close_after,
                                  .keepalive_10 = client10 && !r->close_after};
-    if (torii_vm_route_runs(c->w->vm, r->route, TORII_PHASE_HEADER_FILTER) &&
-        torii_vm_run_phase(c->w->vm, r, TORII_PHASE_HEADER_FILTER) != TORII_OK) {
+    if (torii_vm_route_runs(r->gen->vm, r->route, TORII_PHASE_HEADER_FILTER) &&
+        torii_vm_run_phase(r->gen->vm, r, TORII_PHASE_HEADER_FILTER) != TORII_OK) {
         fail_request(c, 500, "a plugin failed");
         return false;
     }
@@ -550,7 +551,7 @@ static bool filter_body(torii_client_t *c, const char *p, size_t n, bool eof)
     torii_request_t *r = c->req;
     r->bf_chunk = torii_str(p, n);
     r->bf_eof = eof;
-    if (torii_vm_run_phase(c->w->vm, r, TORII_PHASE_BODY_FILTER) != TORII_OK) {
+    if (torii_vm_run_phase(r->gen->vm, r, TORII_PHASE_BODY_FILTER) != TORII_OK) {
         fail_request(c, 500, "a plugin failed"); /* the head is out: this cuts the stream */
         return false;
     }

@@ -20,11 +20,15 @@
 #include "event/sock.h"
 #include "proxy/client.h"
 #include "proxy/upstream.h"
+#include "lua/budget.h"
 #include "lua/ffi.h"
 #include "lua/timers.h"
 #include "lua/vm.h"
 #include "base/pool.h"
+#include "proxy/gen.h"
 #include "proxy/worker.h"
+#include "proxy/worker_reload.h"
+#include "process/reload_msg.h"
 
 #define ACCEPT_BATCH 64
 #define ACCEPT_RETRY 0.1 /* seconds to wait after running out of descriptors */
@@ -98,6 +102,10 @@ torii_request_t *torii_worker_request_new(torii_worker_t *w)
 {
     uint32_t slots = w->conf->client.max_headers * 2;
     torii_request_t *r;
+    /* Kept requests have the slots of the configuration they were made
+     * for; after a reload that changed max_headers they go. */
+    while (w->nfree_reqs > 0 && w->free_reqs[w->nfree_reqs - 1]->head.max_headers != w->conf->client.max_headers)
+        free(w->free_reqs[--w->nfree_reqs]);
     if (w->nfree_reqs > 0) {
         r = w->free_reqs[--w->nfree_reqs];
         memset(r, 0, sizeof *r);
@@ -110,6 +118,8 @@ torii_request_t *torii_worker_request_new(torii_worker_t *w)
     r->head.max_headers = w->conf->client.max_headers;
     r->resp.headers = r->storage + w->conf->client.max_headers;
     r->resp.max_headers = w->conf->client.max_headers;
+    r->gen = w->gen;
+    torii_gen_hold(r->gen);
     /* Request ids: a random per-worker prefix and a counter, in hex. */
     uint64_t id = ((uint64_t)w->seed << 32) | (uint32_t)++w->seq;
     for (int i = 15; i >= 0; i--, id >>= 4)
@@ -120,6 +130,7 @@ torii_request_t *torii_worker_request_new(torii_worker_t *w)
 
 void torii_worker_request_free(torii_worker_t *w, torii_request_t *r)
 {
+    torii_gen_t *gen = r->gen;
     free(r->path_buf);
     r->path_buf = NULL;
     free(r->bf_buf);
@@ -128,16 +139,18 @@ void torii_worker_request_free(torii_worker_t *w, torii_request_t *r)
     /* A chain suspended mid-phase (the client left while a plugin waited)
      * is dropped; the log phase then runs on a fresh coroutine. */
     if (r->waiting)
-        torii_vm_request_done(w->vm, r);
+        torii_vm_request_done(gen->vm, r);
     /* The log phase: after the last byte, whatever the outcome. */
-    if (r->route && torii_vm_route_runs(w->vm, r->route, TORII_PHASE_LOG))
-        torii_vm_run_phase(w->vm, r, TORII_PHASE_LOG);
-    torii_vm_request_done(w->vm, r);
+    if (r->route && torii_vm_route_runs(gen->vm, r->route, TORII_PHASE_LOG))
+        torii_vm_run_phase(gen->vm, r, TORII_PHASE_LOG);
+    torii_vm_request_done(gen->vm, r);
     if (r->pool) {
         torii_pool_destroy(r->pool);
         r->pool = NULL;
     }
-    if (w->nfree_reqs < TORII_ARRAY_LEN(w->free_reqs))
+    r->gen = NULL;
+    torii_gen_release(gen); /* frees a retired generation with its last request */
+    if (r->head.max_headers == w->conf->client.max_headers && w->nfree_reqs < TORII_ARRAY_LEN(w->free_reqs))
         w->free_reqs[w->nfree_reqs++] = r;
     else
         free(r);
@@ -187,7 +200,7 @@ static void on_signal(torii_loop_t *loop, torii_signal_t *s, int revents)
     switch (s->signum) {
     case SIGQUIT: begin_quit(w); break;
     case SIGUSR1: torii_log_reopen(); break;
-    case SIGHUP: break; /* the master handles reloads */
+    case SIGHUP: break; /* the master runs reloads (worker_reload.c) */
     default:            /* SIGTERM, SIGINT: now */
         w->quitting = true;
         close_all_clients(w);
@@ -198,8 +211,10 @@ static void on_signal(torii_loop_t *loop, torii_signal_t *s, int revents)
 
 static void on_prepare(torii_loop_t *loop, torii_prepare_t *p, int revents)
 {
-    (void)loop, (void)p, (void)revents;
+    torii_worker_t *w = p->data;
+    (void)loop, (void)revents;
     torii_access_log_flush(); /* one write per loop pass, not per request */
+    torii_worker_check_vm(w);
 }
 
 static void setup_watchers(torii_worker_t *w)
@@ -215,6 +230,7 @@ static void setup_watchers(torii_worker_t *w)
         torii_signal_start(w->loop, &w->sigs[i]);
     }
     torii_prepare_init(&w->flush, on_prepare);
+    w->flush.data = w;
     torii_prepare_start(w->loop, &w->flush);
     torii_timer_init(&w->shutdown_timer, on_shutdown_timeout, 0., 0.);
     w->shutdown_timer.data = w;
@@ -228,19 +244,22 @@ static void cleanup(torii_worker_t *w)
     torii_upool_free(w->upool, w->loop);
     for (uint32_t i = 0; i < w->nfree_reqs; i++)
         free(w->free_reqs[i]);
-    torii_router_free(w->router);
+    torii_worker_reload_close(w);
+    torii_budget_stop();
     torii_timers_shutdown();
-    torii_vm_free(w->vm);
-    free(w->rr);
+    torii_gen_release(w->gen); /* the last reference: requests are gone */
+    w->gen = NULL;
     free(w->lio);
     torii_access_log_flush();
     torii_buf_freelist_drain();
     torii_loop_destroy(w->loop);
 }
 
-int torii_worker_run(const torii_config_t *conf, const int *listen_fds, uint32_t nlisten, int id, pid_t master)
+int torii_worker_run(torii_config_t *conf, uint64_t gen_id, const int *listen_fds, uint32_t nlisten, int ctl_fd, int id,
+                     pid_t master)
 {
     torii_worker_t w = {0};
+    char err[1024];
     /* Die with the master, whatever kills it (and if it is gone already). */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != master)
@@ -248,36 +267,37 @@ int torii_worker_run(const torii_config_t *conf, const int *listen_fds, uint32_t
     torii_log_set_worker(id);
     torii_sock_raise_nofile();
     w.loop = torii_loop_new();
-    w.conf = conf;
     w.id = id;
     w.listen_fds = listen_fds;
     w.nlisten = nlisten;
+    w.ctl_fd = ctl_fd;
     w.lio = calloc(nlisten, sizeof *w.lio);
-    w.rr = calloc(conf->nroutes + 1, sizeof *w.rr);
-    if (!w.lio || !w.rr)
+    if (!w.lio)
         abort();
     torii_list_init(&w.clients);
     w.upool = torii_upool_new();
-    w.router = torii_router_build(conf);
-    {
-        char err[1024];
-        w.vm = torii_vm_new(conf, err, sizeof err); /* checked by the master already */
-        if (!w.vm) {
-            torii_log_error("worker %d: %s", id, err);
-            return 1;
-        }
+    w.gen = torii_gen_build(conf, gen_id, err, sizeof err); /* checked by the master already */
+    if (!w.gen) {
+        torii_log_error("worker %d: %s", id, err);
+        return 1;
     }
+    w.conf = w.gen->conf;
     if (getrandom(&w.seed, sizeof w.seed, GRND_NONBLOCK) != sizeof w.seed)
         w.seed = (uint32_t)getpid() * 2654435761u;
-    torii_timers_attach(w.loop, w.vm);
-    torii_vm_init_worker(w.vm);
+    torii_timers_attach(w.loop);
+    torii_budget_start(w.conf->lua_cpu_budget_ms);
+    torii_vm_init_worker(w.gen->vm);
     setup_watchers(&w);
+    torii_worker_reload_start(&w);
     {
         sigset_t none; /* blocked since the fork (master.c): handlers are ready now */
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
     }
     start_accepting(&w);
+    /* A reload that replaces the workers waits for this. */
+    if (w.ctl_fd >= 0)
+        torii_reload_send(w.ctl_fd, "current %llu 0", (unsigned long long)gen_id);
     torii_log_info("worker %d started", id);
     torii_loop_run(w.loop);
     cleanup(&w);

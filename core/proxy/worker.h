@@ -9,9 +9,12 @@
 
 #include "proxy/conn.h"
 
-/* Run worker number `id` (1-based) until it is stopped; returns the exit
- * status. The listening sockets were opened by the master. */
-int torii_worker_run(const torii_config_t *conf, const int *listen_fds, uint32_t nlisten, int id, pid_t master);
+/* Run worker number `id` (1-based) on configuration generation gen_id
+ * (conf is taken over) until it is stopped; returns the exit status. The
+ * listening sockets were opened by the master; ctl_fd is the worker's end
+ * of its reload channel. */
+int torii_worker_run(torii_config_t *conf, uint64_t gen_id, const int *listen_fds, uint32_t nlisten, int ctl_fd, int id,
+                     pid_t master);
 
 /* A request object with header slots for the configured limits. */
 torii_request_t *torii_worker_request_new(torii_worker_t *w);

@@ -187,26 +187,26 @@ describe("torii command line", function()
     assert.is_truthy(err:find(tostring(pid), 1, true), err)
   end)
 
-  it("-s reload: 'not supported yet', exit 1, the running torii is untouched", function()
-    local code, out, err = gateway.run_cli({ "-s", "reload" })
-    assert.are.equal(1, code)
-    assert.are.equal("", out)
-    assert.is_truthy(err:find("reload is not supported yet", 1, true), err)
+  it("-s reload: exit 1 when no torii runs; with one running, 0 once the new generation serves, same workers",
+    function()
+      local code, out, err = gateway.run_cli({ "-s", "reload" })
+      assert.are.equal(1, code)
+      assert.are.equal("", out)
+      assert.is_truthy(err:find("torii.pid", 1, true), err)
 
-    local mock = gateway.mock { id = "m" }
-    local gw = gateway.start { config = { routes = { { id = "r", uri = "/*",
-      upstream = { nodes = { "127.0.0.1:" .. mock.port } } } } } }
-    local workers = gw:workers()
-    code, out, err = gw:cli({ "-s", "reload" })
-    assert.are.equal(1, code)
-    assert.are.equal("", out)
-    assert.is_truthy(err:find("reload is not supported yet", 1, true), err)
-    proc.sleep(0.2)
-    assert.is_true(proc.alive(gw.pid))
-    assert.are.same(workers, gw:workers())
-    assert.are.equal(200, assert(http.get(gw.port, "/echo")).status)
-    gw:assert_clean()
-  end)
+      local mock = gateway.mock { id = "m" }
+      local gw = gateway.start { config = { routes = { { id = "r", uri = "/*",
+        upstream = { nodes = { "127.0.0.1:" .. mock.port } } } } } }
+      local workers = gw:workers()
+      code, out, err = gw:cli({ "-s", "reload" })
+      assert.are.equal(0, code, err)
+      assert.matches("^torii: reload: generation 2 is current in every worker %([%d.]+ ms%)\n$", out)
+      assert.is_true(proc.alive(gw.pid))
+      -- a reload keeps the worker processes: generations change inside them
+      assert.are.same(workers, gw:workers())
+      assert.are.equal(200, assert(http.get(gw.port, "/echo")).status)
+      gw:assert_clean()
+    end)
 
   it("-s bogus exits 2", function()
     local code, out, err = gateway.run_cli({ "-s", "bogus" })

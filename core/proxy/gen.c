@@ -1,0 +1,127 @@
+/* gen.c — building, retiring and freeing configuration generations. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "lua/timers.h"
+#include "lua/vm.h"
+#include "proxy/gen.h"
+#include "shm/zones.h"
+
+static uint32_t nalive;
+
+/* A configuration and the generations (VMs) that use it. */
+typedef struct torii_conf_ref_s {
+    torii_config_t *conf;
+    uint32_t refs;
+} conf_ref_t;
+
+/* Shared dicts live in memory mapped before the workers forked: a
+ * generation can use the ones that exist, not make new ones. */
+static bool dicts_exist(const torii_config_t *conf, const torii_vm_t *vm, char *err, size_t errlen)
+{
+    char *const *names;
+    const uint64_t *sizes;
+    size_t n = torii_vm_dicts(vm, &names, &sizes);
+    for (uint32_t i = 0; i < conf->nshdicts; i++) {
+        if (!torii_zones_has(conf->shdict_names[i])) {
+            snprintf(err, errlen, "shared_dicts.%s: a new shared dict needs a restart (the running ones stay)",
+                     conf->shdict_names[i]);
+            return false;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!torii_zones_has(names[i])) {
+            snprintf(err, errlen, "a plugin wants shared dict \"%s\", which needs a restart to be created", names[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void conf_release(conf_ref_t *cref)
+{
+    if (--cref->refs == 0) {
+        torii_config_free(cref->conf);
+        free(cref);
+    }
+}
+
+static torii_gen_t *build(conf_ref_t *cref, uint64_t id, char *err, size_t errlen)
+{
+    torii_config_t *conf = cref->conf;
+    torii_gen_t *g = calloc(1, sizeof *g);
+    if (!g)
+        abort();
+    g->id = id;
+    g->conf = conf;
+    g->cref = cref;
+    cref->refs++;
+    g->vm = torii_vm_new(conf, err, errlen);
+    if (!g->vm || !dicts_exist(conf, g->vm, err, errlen)) {
+        torii_vm_free(g->vm);
+        conf_release(cref);
+        free(g);
+        return NULL;
+    }
+    g->router = torii_router_build(conf);
+    g->rr = calloc(conf->nroutes + 1, sizeof *g->rr);
+    if (!g->router || !g->rr)
+        abort();
+    g->refs = 1; /* current */
+    nalive++;
+    return g;
+}
+
+torii_gen_t *torii_gen_build(torii_config_t *conf, uint64_t id, char *err, size_t errlen)
+{
+    conf_ref_t *cref = calloc(1, sizeof *cref);
+    torii_gen_t *g;
+    if (!cref)
+        abort();
+    cref->conf = conf;
+    cref->refs = 1;
+    g = build(cref, id, err, errlen);
+    conf_release(cref); /* the generation holds it now, or nobody */
+    return g;
+}
+
+torii_gen_t *torii_gen_rebuild(const torii_gen_t *old, char *err, size_t errlen)
+{
+    return build(old->cref, old->id, err, errlen);
+}
+
+static void gen_free(torii_gen_t *g)
+{
+    torii_vm_retire(g->vm);      /* premature callbacks start no new timers */
+    torii_timers_stop_vm(g->vm); /* none left after retire; at exit, the current one's */
+    torii_vm_free(g->vm);
+    torii_router_free(g->router);
+    free(g->rr);
+    conf_release(g->cref);
+    free(g);
+    nalive--;
+}
+
+void torii_gen_release(torii_gen_t *g)
+{
+    if (--g->refs == 0) {
+        if (g->retired)
+            torii_log_info("generation %llu freed: its last request ended", (unsigned long long)g->id);
+        gen_free(g);
+    }
+}
+
+void torii_gen_retire(torii_gen_t *g)
+{
+    g->retired = true;
+    torii_vm_retire(g->vm);
+    torii_timers_stop_vm(g->vm);
+    torii_gen_release(g);
+}
+
+uint32_t torii_gen_alive(void)
+{
+    return nalive;
+}

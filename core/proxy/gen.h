@@ -1,0 +1,63 @@
+/*
+ * gen.h — a configuration generation in a worker: the checked
+ * configuration, the router built from it, the Lua VM with its plugins
+ * and chains, and per-route balancing state.
+ *
+ * A worker serves new requests from its current generation; a request
+ * keeps the generation it started on until it ends, so a reload never
+ * changes the ground under a request in flight. A retired generation is
+ * freed when its last request ends.
+ */
+#ifndef TORII_GEN_H
+#define TORII_GEN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "router/router.h"
+
+struct torii_vm_s;
+
+typedef struct torii_gen_s {
+    uint64_t id;          /* 1 at start, +1 per reload that became current */
+    torii_config_t *conf; /* shared by the VMs of the generation */
+    struct torii_conf_ref_s *cref;
+    torii_router_t *router;
+    struct torii_vm_s *vm; /* the plugins' Lua VM */
+    uint32_t *rr;          /* round-robin position per route */
+    uint32_t refs;         /* requests on it, +1 while it is current */
+    bool retired;
+} torii_gen_t;
+
+/*
+ * Build a generation from a loaded configuration (taken over, freed on
+ * failure too). NULL with the reason in err: a plugin that fails to load,
+ * a plugin configuration its schema rejects, a shared dict that does not
+ * exist in this process.
+ */
+torii_gen_t *torii_gen_build(torii_config_t *conf, uint64_t id, char *err, size_t errlen);
+
+/* The same generation on a fresh Lua VM (the old one grew past its
+ * memory limit): same configuration, new VM and router. */
+torii_gen_t *torii_gen_rebuild(const torii_gen_t *g, char *err, size_t errlen);
+
+/* A request starts on g. */
+static inline void torii_gen_hold(torii_gen_t *g)
+{
+    g->refs++;
+}
+
+/* A request on g ended (or g stopped being current): frees g when it was
+ * the last reference. */
+void torii_gen_release(torii_gen_t *g);
+
+/* g is no longer current: its timers fire once more with premature set,
+ * new ones are refused, and it goes once its requests have ended. */
+void torii_gen_retire(torii_gen_t *g);
+
+/* Generations alive in this process (current and retired): for logs and
+ * tests of the freeing. */
+uint32_t torii_gen_alive(void);
+
+#endif
