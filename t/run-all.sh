@@ -14,8 +14,8 @@ add_counts() { # stage name, its output file
   if [ -z "$line" ]; then
     echo "$1: no summary (stage crashed)"; total_fail=$((total_fail + 1)); return
   fi
-  p=$(echo "$line" | sed -E 's/.*[^0-9]?([0-9]+) passed, ([0-9]+) failed.*/\1/')
-  f=$(echo "$line" | sed -E 's/.*[^0-9]?([0-9]+) passed, ([0-9]+) failed.*/\2/')
+  p=$(echo "$line" | sed -E 's/(^|.*[^0-9])([0-9]+) passed, ([0-9]+) failed.*/\2/')
+  f=$(echo "$line" | sed -E 's/(^|.*[^0-9])([0-9]+) passed, ([0-9]+) failed.*/\3/')
   total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
 }
 

@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <lua.h>
 #include <lualib.h>
+#include <luajit.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,7 +264,7 @@ torii_vm_t *torii_vm_new(const torii_config_t *conf, char *err, size_t errlen)
     torii_vm_t *vm = calloc(1, sizeof *vm);
     char home[PATH_MAX];
     lua_State *L;
-    int array_mt;
+    int array_mt, rc;
     if (!vm)
         abort();
     if (!find_home(home, sizeof home)) {
@@ -302,7 +303,13 @@ torii_vm_t *torii_vm_new(const torii_config_t *conf, char *err, size_t errlen)
     lua_getfield(L, -1, "init");
     push_config(L, conf, home, array_mt);
     luaL_unref(L, LUA_REGISTRYINDEX, array_mt);
-    if (lua_pcall(L, 1, 3, 0) != 0) {
+    /* init runs once per route and plugin: compiling it to machine code
+     * costs more than it saves (and each trace toggles page protections),
+     * so the JIT waits for the request paths. */
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+    rc = lua_pcall(L, 1, 3, 0);
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_ON);
+    if (rc != 0) {
         fail_with_top(L, "Lua runtime: ", err, errlen);
         torii_vm_free(vm);
         return NULL;

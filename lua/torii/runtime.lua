@@ -13,7 +13,10 @@ M.array_mt = tjson.array_mt
 local PHASES = { "rewrite", "access", "header_filter", "log", "body_filter" }
 local OK, EXIT, ERROR = 0, 1, 2
 
+local bit = require "bit"
 local chains = {} -- route index -> list of {name, plugin, conf}
+local route_sets = {} -- route index -> name -> chain entry
+local merged = {} -- route index -> consumer index -> chain (built on first use)
 local plugins = {} -- name -> plugin module, loaded once per VM
 
 -- Shared dicts the loaded plugins want (name -> bytes); the master creates
@@ -149,39 +152,47 @@ local function build_chain(set)
   return chain
 end
 
--- Consumers: each plugin part checked against the plugin's consumer_schema;
--- a plugin may name a field that must be unique across consumers
--- (consumer_unique, e.g. key-auth's key).
+-- Consumers. A plugin with a consumer_schema (an authentication plugin)
+-- holds the consumer's credentials, checked against that schema; a plugin
+-- may name a field that must be unique across consumers (consumer_unique,
+-- e.g. key-auth's key). Any other plugin is an instance for the consumer's
+-- requests (its schema, _meta and all), which wins over the route's.
+local consumer_sets = {} -- consumer index -> name -> chain entry
 local function init_consumers(conf, dirs)
   local by_plugin = {}
   local seen = {} -- plugin -> unique value -> consumer index
   for i, c in ipairs(conf.consumers or {}) do
     local origins = conf.consumers_origins and conf.consumers_origins[i]
+    local set = {}
     for name, pconf in pairs(c.plugins or {}) do
       local path = ("consumers[%d].plugins.%s"):format(i - 1, name)
       local origin = origins and origins[name]
       local p, err = load_plugin(name, dirs)
       if not p then return nil, where(origin) .. path .. ": " .. err end
-      if not p.consumer_schema then
-        return nil, where(origin) .. path .. ": plugin " .. name .. " has no consumer configuration"
-      end
       if type(pconf) ~= "table" or getmetatable(pconf) == M.array_mt then
         return nil, where(origin) .. path .. ": must be an object"
       end
-      local ok, errs = schema.validate(p.consumer_schema, pconf, { path = path, defaults = true })
-      if not ok then return nil, where(origin) .. errs[1] end
-      local field = p.consumer_unique
-      if field and pconf[field] ~= nil then
-        seen[name] = seen[name] or {}
-        local first = seen[name][pconf[field]]
-        if first then
-          return nil, ("%s%s.%s: the same %s as consumers[%d]"):format(where(origin), path, field, field, first - 1)
+      if p.consumer_schema then
+        local ok, errs = schema.validate(p.consumer_schema, pconf, { path = path, defaults = true })
+        if not ok then return nil, where(origin) .. errs[1] end
+        local field = p.consumer_unique
+        if field and pconf[field] ~= nil then
+          seen[name] = seen[name] or {}
+          local first = seen[name][pconf[field]]
+          if first then
+            return nil, ("%s%s.%s: the same %s as consumers[%d]"):format(where(origin), path, field, field, first - 1)
+          end
+          seen[name][pconf[field]] = i
         end
-        seen[name][pconf[field]] = i
+        by_plugin[name] = by_plugin[name] or {}
+        table.insert(by_plugin[name], { username = c.username, conf = pconf, _index = i })
+      else
+        local meta, cerr = check_conf(p, pconf, path)
+        if not meta then return nil, where(origin) .. cerr end
+        set[name] = { name = name, plugin = p, conf = pconf, meta = meta, from_consumer = true }
       end
-      by_plugin[name] = by_plugin[name] or {}
-      table.insert(by_plugin[name], { username = c.username, conf = pconf })
     end
+    if next(set) then consumer_sets[i] = set end
   end
   torii.consumer._by_plugin = by_plugin
   return true
@@ -208,6 +219,16 @@ function M.init(conf)
     if err then return nil, err end
     services[i] = set
   end
+  -- Phases the consumers' plugins have: a route with an authentication
+  -- plugin may meet them once a consumer is known.
+  local consumer_mask = 0
+  for _, set in pairs(consumer_sets) do
+    for _, e in pairs(set) do
+      for p, name in ipairs(PHASES) do
+        if e.plugin[name] and consumer_mask % (2 ^ (p + 1)) < 2 ^ p then consumer_mask = consumer_mask + 2 ^ p end
+      end
+    end
+  end
   local has, filters = {}, {}
   for i, route in ipairs(conf.routes) do
     -- The most specific instance wins: route over service over global.
@@ -217,13 +238,16 @@ function M.init(conf)
     local _, err = prepare(route.plugins, ("routes[%d].plugins"):format(i - 1), route.origins, dirs, set)
     if err then return nil, err end
     chains[i] = build_chain(set)
+    route_sets[i] = set
     -- bit p: some plugin of the chain has phase p (C resumes only those)
-    local mask = 0
+    local mask, auth = 0, false
     for _, e in ipairs(chains[i]) do
+      auth = auth or e.plugin.consumer_schema ~= nil
       for p, name in ipairs(PHASES) do
         if e.plugin[name] and mask % (2 ^ (p + 1)) < 2 ^ p then mask = mask + 2 ^ p end
       end
     end
+    if auth then mask = bit.bor(mask, consumer_mask) end
     has[i] = mask
     filters[i] = mask % 64 >= 32 -- body_filter is phase 5
   end
@@ -265,29 +289,114 @@ local function on_error(e)
   return debug.traceback(tostring(e), 2)
 end
 
-local function run(chain, phase, ctx)
-  local pname = PHASES[phase]
-  local r
-  for i = 1, #chain do
-    local e = chain[i]
-    local fn = e.plugin[pname]
-    local filter = e.meta.filter
-    if fn and filter then
-      -- _meta.filter: run this plugin only for the requests it describes
-      r = r or tffi.C.torii_ffi_request()
-      if tffi.C.torii_ffi_req_filter(r, filter) == 0 then fn = nil end
-    end
-    if fn then
-      torii._plugin = e.name
-      local ok, err = xpcall(fn, on_error, e.conf, ctx)
-      torii._plugin = nil
-      if not ok then
-        if err == torii.EXIT then return EXIT end
-        local msg = ("plugin %s failed in %s: %s"):format(e.name, pname, tostring(err))
-        tffi.C.torii_ffi_log(4, msg, #msg)
-        return ERROR
+-- The chain of a route for a consumer with plugins of its own: the
+-- consumer's instances win over the route's (and the service's, and the
+-- global rules'); built once per route and consumer.
+local function chain_for(state, consumer)
+  local route, ci = state.route, consumer._index
+  local by_route = merged[route]
+  if not by_route then
+    by_route = {}
+    merged[route] = by_route
+  end
+  local chain = by_route[ci]
+  if not chain then
+    local set = {}
+    for name, e in pairs(route_sets[route]) do set[name] = e end
+    for name, e in pairs(consumer_sets[ci]) do set[name] = e end
+    chain = build_chain(set)
+    by_route[ci] = chain
+  end
+  return chain
+end
+
+local function call(e, fn, pname, ctx)
+  torii._plugin = e.name
+  local ok, err = xpcall(fn, on_error, e.conf, ctx)
+  torii._plugin = nil
+  if not ok then
+    if err == torii.EXIT then return EXIT end
+    local msg = ("plugin %s failed in %s: %s"):format(e.name, pname, tostring(err))
+    tffi.C.torii_ffi_log(4, msg, #msg)
+    return ERROR
+  end
+  return OK
+end
+
+local function wanted(e, fn, r)
+  local filter = e.meta.filter
+  if fn and filter then
+    -- _meta.filter: run this plugin only for the requests it describes
+    if tffi.C.torii_ffi_req_filter(r or tffi.C.torii_ffi_request(), filter) == 0 then return nil end
+  end
+  return fn
+end
+
+-- A consumer with plugins of its own was attached by the plugin
+-- `current`: switch to the merged chain, at that plugin's place. When this
+-- happens after the rewrite phase, the consumer's own plugins first run
+-- their rewrite (they were not in the chain when it ran), and those that
+-- sort before the attaching plugin run the current phase: every consumer
+-- plugin runs each phase once, in priority order otherwise.
+local function switch_chain(state, consumer, current, phase, ctx, done)
+  local ran = {} -- what already ran this phase: the old chain up to `current`
+  for k = 1, done do ran[state.chain[k].name] = true end
+  local chain = chain_for(state, consumer)
+  state.chain, state.consumer = chain, consumer
+  if phase > 1 then
+    for _, e in ipairs(chain) do
+      local fn = e.from_consumer and wanted(e, e.plugin.rewrite)
+      if fn then
+        local rc = call(e, fn, "rewrite", ctx)
+        if rc ~= OK then return nil, rc end
       end
     end
+  end
+  local at = #chain
+  for k, e in ipairs(chain) do
+    if e.name == current.name then at = k break end
+    -- the attaching plugin was replaced by the consumer's instance: go on
+    -- after every plugin of higher priority
+    if e.priority < current.priority then at = k - 1 break end
+  end
+  -- the consumer's plugins placed before it missed this phase: run them now
+  if phase > 1 then
+    local pname = PHASES[phase]
+    for k = 1, at do
+      local e = chain[k]
+      local fn = e.from_consumer and not ran[e.name] and wanted(e, e.plugin[pname])
+      if fn then
+        local rc = call(e, fn, pname, ctx)
+        if rc ~= OK then return nil, rc end
+      end
+    end
+  end
+  return at
+end
+
+local function run(state, phase, ctx)
+  local pname = PHASES[phase]
+  local chain = state.chain
+  local r
+  local i = 1
+  while i <= #chain do
+    local e = chain[i]
+    local fn = e.plugin[pname]
+    if fn and e.meta.filter then
+      r = r or tffi.C.torii_ffi_request()
+      fn = wanted(e, fn, r)
+    end
+    if fn then
+      local rc = call(e, fn, pname, ctx)
+      if rc ~= OK then return rc end
+      local consumer = ctx.consumer
+      if consumer and consumer ~= state.consumer and consumer._index and consumer_sets[consumer._index] then
+        local k, err = switch_chain(state, consumer, e, phase, ctx, i)
+        if not k then return err end
+        chain, i = state.chain, k
+      end
+    end
+    i = i + 1
   end
   return OK
 end
@@ -300,10 +409,14 @@ M.token = torii._token
 --- reused for the next request; `fresh` marks a request's first phase.
 function M.request(phase, route, fresh)
   local ctx
+  local state = {}
   local token = M.token
   while true do
-    if fresh or not ctx then ctx = {} end
-    phase, route, fresh = coroutine.yield(token, run(chains[route], phase, ctx))
+    if fresh or not ctx then
+      ctx = {}
+      state.route, state.chain, state.consumer = route, chains[route], nil
+    end
+    phase, route, fresh = coroutine.yield(token, run(state, phase, ctx))
   end
 end
 

@@ -700,12 +700,14 @@ routes:
       { line = 4, path = "consumers[0]", reason = 'missing required key "username"' })
   end)
 
-  it("a consumer's plugin that is unknown or has no consumer configuration", function()
+  it("a consumer's plugin that is unknown, or whose configuration its schema rejects", function()
     expect_error(consumers("  - username: alice\n    plugins:\n      nope: {key: k}\n"),
       { line = 6, path = "consumers[0].plugins.nope", reason_has = { 'unknown plugin "nope"' } })
-    expect_error(consumers("  - username: alice\n    plugins:\n      proxy-rewrite: {uri: /x}\n"),
-      { line = 6, path = "consumers[0].plugins.proxy-rewrite",
-        reason = "plugin proxy-rewrite has no consumer configuration" })
+    -- a plugin without consumer_schema is an instance for the consumer's requests
+    expect_error(consumers("  - username: alice\n    plugins:\n      proxy-rewrite: {uri: 5}\n"),
+      { line = 6, path = "consumers[0].plugins.proxy-rewrite.uri", reason = "must be a string, got number" })
+    expect_error(consumers("  - username: alice\n    plugins:\n      limit-count: {count: 0, time_window: 1}\n"),
+      { line = 6, path = "consumers[0].plugins.limit-count.count", reason = "must be >= 1, got 0" })
   end)
 
   it("route key-auth: an unknown property, wrong types", function()
