@@ -118,6 +118,12 @@ $(BUILD)/bench/router_bench: bench/router_bench.c t/support/router_ref.c t/suppo
 	@echo "LD $@"
 	@$(CC) $(CPPFLAGS) -It $(RELEASE_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
+# Balancer benchmark: release objects.
+$(BUILD)/bench/balance_bench: bench/balance_bench.c $(filter-out $(BUILD)/release/core/main.o,$(REL_OBJ))
+	@mkdir -p $(dir $@)
+	@echo "LD $@"
+	@$(CC) $(CPPFLAGS) $(RELEASE_CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+
 fuzz: deps $(FUZZ_BIN)
 
 fuzz-smoke: fuzz
@@ -127,7 +133,7 @@ lint: deps
 	@bash t/run-lint.sh
 
 format:
-	clang-format -i $$(find core t/unit t/fuzz t/support -name '*.[ch]')
+	clang-format -i $$(find core t/unit t/fuzz t/support bench -name '*.[ch]')
 
 spec: deps build asan
 	@bash t/run-specs.sh $(SPEC)
@@ -141,8 +147,9 @@ run: deps build
 docs: deps
 	@luajit t/support/plugin_docs.lua plugins $(BUILD)/docs/plugins
 
-bench: deps build bench-deps $(BUILD)/bench/router_bench
+bench: deps build bench-deps $(BUILD)/bench/router_bench $(BUILD)/bench/balance_bench
 	@$(BUILD)/bench/router_bench
+	@$(BUILD)/bench/balance_bench
 	@bash bench/run.sh
 	@bash bench/plugins.sh
 	@bash bench/reload.sh
