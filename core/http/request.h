@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "event/loop.h"
 #include "http/chunked.h"
 #include "http/forward.h"
 #include "http/head.h"
@@ -52,7 +53,8 @@ typedef struct torii_request_s {
     int exit_status;                           /* a plugin answered: status (0: none) */
     torii_str_t exit_body;
     int co_ref;           /* the request's Lua coroutine (registry ref), 0: none */
-    double wait_ms;       /* a plugin waits this long (torii.sleep) */
+    double wait_ms;       /* a plugin waits this long (torii.sleep, a socket) */
+    torii_timer_t *wake;  /* fires to resume a waiting phase (the connection's wait timer) */
     bool waiting;         /* its coroutine is suspended mid-phase */
     uint8_t phase_at;     /* the next access-side phase to run (0: rewrite) */
     uint8_t phase;        /* the phase running in Lua */

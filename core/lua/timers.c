@@ -14,6 +14,7 @@
 #include "lua/ffi_state.h"
 #include "lua/timers.h"
 #include "lua/vm.h"
+#include "lua/wait.h"
 
 #define MAX_TIMERS 4096 /* pending at once, per worker */
 
@@ -53,6 +54,7 @@ void torii_timers_attach(torii_loop_t *l, torii_vm_t *v)
 {
     loop = l;
     vm = v;
+    torii_wait_attach(l, v); /* timer callbacks may wait from now on */
 }
 
 void torii_timers_shutdown(void)
@@ -61,6 +63,7 @@ void torii_timers_shutdown(void)
      * them refused (loop is gone by then). */
     torii_loop_t *l = loop;
     loop = NULL;
+    torii_wait_shutdown(); /* callbacks still waiting are dropped; premature ones may not wait */
     while (!torii_list_empty(&pending)) {
         ltimer_t *t = torii_list_entry(pending.next, ltimer_t, link);
         int id = t->id;

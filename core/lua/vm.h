@@ -56,6 +56,9 @@ void torii_vm_init_worker(torii_vm_t *vm);
 /* A timer of torii.timer fired (premature: the worker is stopping). */
 void torii_vm_fire_timer(torii_vm_t *vm, int id, bool premature);
 
+/* A timer callback's run that waits (core/lua/wait.c) is due: resume it. */
+void torii_vm_resume_task(torii_vm_t *vm, int task);
+
 /* The request ended: its coroutine goes back to the pool. */
 void torii_vm_request_done(torii_vm_t *vm, torii_request_t *r);
 

@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "event/sock.h"
 #include "proxy/client.h"
+#include "proxy/cosocket.h"
 #include "proxy/upstream.h"
 #include "lua/ffi.h"
 #include "lua/timers.h"
@@ -225,6 +226,7 @@ static void setup_watchers(torii_worker_t *w)
 static void cleanup(torii_worker_t *w)
 {
     close_all_clients(w);
+    torii_cosocket_detach();
     torii_upool_free(w->upool, w->loop);
     for (uint32_t i = 0; i < w->nfree_reqs; i++)
         free(w->free_reqs[i]);
@@ -270,6 +272,7 @@ int torii_worker_run(const torii_config_t *conf, const int *listen_fds, uint32_t
     if (getrandom(&w.seed, sizeof w.seed, GRND_NONBLOCK) != sizeof w.seed)
         w.seed = (uint32_t)getpid() * 2654435761u;
     torii_timers_attach(w.loop, w.vm);
+    torii_cosocket_attach(&w);
     torii_vm_init_worker(w.vm);
     setup_watchers(&w);
     {

@@ -1,0 +1,54 @@
+/*
+ * wait.h — who may wait, and how a wait ends.
+ *
+ * Two kinds of Lua coroutine may wait without blocking the worker: a
+ * request's phase (rewrite, access) and a timer callback's run, a "task".
+ * A waiting call (torii.sleep, a socket operation) sets the waiter's
+ * deadline, then the Lua side yields. The waiter is resumed when the
+ * deadline passes, or earlier when the operation it waits on wakes it; the
+ * resumed Lua side then asks the operation for its outcome, and an
+ * operation with none yet has timed out. Both kinds are resumed from a
+ * timer (the request's connection's wait timer, or the task's own), so an
+ * event handler that wakes a waiter never runs Lua under its own feet.
+ */
+#ifndef TORII_WAIT_H
+#define TORII_WAIT_H
+
+#include <stdbool.h>
+
+#include "base/pool.h"
+#include "event/loop.h"
+#include "http/request.h"
+#include "lua/vm.h"
+
+typedef struct {
+    torii_request_t *r; /* a request's phase, or NULL */
+    char rid[17];       /* r's id when taken: request structs are recycled, ids are not */
+    int task;           /* else a timer task */
+} torii_waiter_t;
+
+/* The worker's loop and VM: tasks may wait from now on. */
+void torii_wait_attach(torii_loop_t *loop, torii_vm_t *vm);
+
+/* The worker stops: tasks still waiting are dropped (their cleanups run)
+ * and nothing may wait any more. */
+void torii_wait_shutdown(void);
+
+/* The coroutine running now, if it may wait: NULL and *w filled, or why
+ * not (a static message naming the phase). */
+const char *torii_waiter_current(torii_waiter_t *w);
+
+/* Is w's coroutine the one running now (in any phase)? */
+bool torii_waiter_running(const torii_waiter_t *w);
+
+/* Resume w after ms milliseconds unless woken before. */
+void torii_waiter_deadline(const torii_waiter_t *w, double ms);
+
+/* Resume w soon (at the next pass of the loop). */
+void torii_waiter_wake(const torii_waiter_t *w);
+
+/* An arena living as long as w's request or task: its cleanup hooks run
+ * when that ends, however it ends. */
+torii_pool_t *torii_waiter_pool(const torii_waiter_t *w);
+
+#endif
