@@ -113,7 +113,9 @@ int torii_ffi_task_end(int task);
  * timer callbacks): TORII_FFI_AGAIN means Lua yields, and once resumed
  * calls torii_ffi_sock_result for the outcome (no outcome yet: the timeout
  * passed). Timeouts are milliseconds. Errors are short words for Lua:
- * "timeout", "closed", "connection refused", ...
+ * "timeout", "closed", "connection refused", ... connect takes an IP
+ * literal, localhost (127.0.0.1) or a name, looked up on other threads
+ * within the connect timeout (core/event/resolve.h).
  * recv modes: 1 a line (without its CR LF), 2 all until the peer closes,
  * 3 exactly n bytes, 4 what is there (1 to n bytes), 5 up to the n-byte
  * delimiter delim (not returned). Received bytes are valid until the next

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "event/resolve.h"
 #include "event/sock.h"
 #include "lua/ffi.h"
 #include "lua/ffi_state.h"
@@ -34,7 +35,7 @@
 #define MAX_RECV  (64u << 20) /* what one receive may gather */
 #define MAX_SEND  (1u << 30)
 
-enum { OP_NONE, OP_CONNECT, OP_SEND, OP_RECV };
+enum { OP_NONE, OP_RESOLVE, OP_CONNECT, OP_SEND, OP_RECV };
 enum { RECV_LINE = 1, RECV_ALL, RECV_COUNT, RECV_ANY, RECV_UNTIL };
 
 /* Lookup flags: the call may wait (phase check); it is allowed while an
@@ -43,7 +44,8 @@ enum { WAITS = 1, ANY_STATE = 2 };
 
 typedef struct {
     uint32_t id, gen;
-    int fd; /* -1 once closed */
+    int fd;                 /* -1 once closed (or not connected yet) */
+    torii_resolve_t *query; /* OP_RESOLVE: the host name's lookup */
     torii_waiter_t owner;
     torii_addr_t addr;
     torii_io_t rio, wio;
@@ -127,6 +129,8 @@ static void close_fd(csock_t *s)
 
 static void destroy(csock_t *s)
 {
+    if (s->query)
+        torii_resolve_cancel(s->query);
     close_fd(s);
     torii_buf_release(&s->in);
     torii_buf_release(&s->out);
@@ -147,7 +151,8 @@ static void owner_ended(void *data)
     destroy(s);
 }
 
-static csock_t *sock_new(const torii_waiter_t *owner, const torii_addr_t *addr, int fd)
+/* A socket for owner, not connected yet. */
+static csock_t *sock_new(const torii_waiter_t *owner, const torii_addr_t *addr)
 {
     csock_t *s = calloc(1, sizeof *s);
     torii_pool_t *pool = torii_waiter_pool(owner);
@@ -156,11 +161,9 @@ static csock_t *sock_new(const torii_waiter_t *owner, const torii_addr_t *addr, 
         abort();
     s->id = slot_take();
     s->gen = ++gens[s->id];
-    s->fd = fd;
+    s->fd = -1;
     s->owner = *owner;
     s->addr = *addr;
-    torii_io_init(&s->rio, on_read, fd, TORII_EV_READ);
-    torii_io_init(&s->wio, on_write, fd, TORII_EV_WRITE);
     slots[s->id] = s;
     ref->id = s->id;
     ref->gen = s->gen;
@@ -385,34 +388,80 @@ static void on_write(torii_loop_t *loop, torii_io_t *io, int revents)
 
 /* ---- the FFI ---- */
 
+/* Open a connection to s->addr (an idle one from the pool if there is
+ * one): TORII_FFI_OK when connected, TORII_FFI_AGAIN when in progress,
+ * else an error with the message set. */
+static int open_connection(csock_t *s)
+{
+    int in_progress = 0;
+    int fd = torii_upool_take(worker, &s->addr, &s->uses);
+    if (fd < 0 && (fd = torii_sock_connect(&s->addr, &in_progress)) < 0)
+        return fail(TORII_FFI_ERROR, errtext(errno));
+    s->fd = fd;
+    torii_io_init(&s->rio, on_read, fd, TORII_EV_READ);
+    torii_io_init(&s->wio, on_write, fd, TORII_EV_WRITE);
+    return in_progress ? TORII_FFI_AGAIN : TORII_FFI_OK;
+}
+
+/* The host name's lookup is over: connect, within the same deadline. */
+static void on_resolved(void *data, const torii_addr_t *addr, const char *why)
+{
+    csock_t *s = data;
+    int rc;
+    s->query = NULL;
+    if (!addr) {
+        complete(s, TORII_FFI_ERROR, why);
+        return;
+    }
+    s->addr = *addr;
+    rc = open_connection(s);
+    if (rc == TORII_FFI_AGAIN) {
+        s->op = OP_CONNECT;
+        torii_io_start(worker->loop, &s->wio);
+        return;
+    }
+    complete(s, rc, rc == TORII_FFI_OK ? NULL : torii_ffi_errmsg());
+}
+
 int torii_ffi_sock_connect(const char *host, size_t hlen, int port, double timeout, int *id, unsigned *gen)
 {
     torii_waiter_t owner;
     torii_addr_t addr;
     const char *why;
     csock_t *s;
-    uint32_t uses = 0;
-    int fd, in_progress = 0;
+    int rc;
     if (!worker)
         return fail(TORII_FFI_ERROR, "sockets open only in a running worker");
     if ((why = torii_waiter_current(&owner)) != NULL)
         return fail(TORII_FFI_BAD_PHASE, why);
     if (port < 1 || port > 65535 || !valid_timeout(timeout))
         return fail(TORII_FFI_ERROR, "bad port or timeout");
-    /* Looking a name up would block the worker: only literals here. */
-    if (!torii_addr_literal(host, hlen, (uint16_t)port, &addr))
-        return fail(TORII_FFI_DECLINED, "host names are not resolved: give an IP address or localhost");
-    fd = torii_upool_take(worker, &addr, &uses);
-    if (fd < 0 && (fd = torii_sock_connect(&addr, &in_progress)) < 0)
-        return fail(TORII_FFI_ERROR, errtext(errno));
-    s = sock_new(&owner, &addr, fd);
-    s->uses = uses;
+    memset(&addr, 0, sizeof addr);
+    if (!torii_addr_literal(host, hlen, (uint16_t)port, &addr)) {
+        /* A name: looked up on other threads, the connect follows. */
+        s = sock_new(&owner, &addr);
+        s->query = torii_resolve_start(worker->loop, host, hlen, (uint16_t)port, on_resolved, s, &why);
+        if (!s->query) {
+            destroy(s);
+            return fail(TORII_FFI_ERROR, why);
+        }
+        rc = TORII_FFI_AGAIN;
+        s->op = OP_RESOLVE;
+        s->done = false;
+        torii_waiter_deadline(&s->owner, timeout);
+    } else {
+        s = sock_new(&owner, &addr);
+        if ((rc = open_connection(s)) == TORII_FFI_ERROR) {
+            why = torii_ffi_errmsg();
+            destroy(s);
+            return fail(TORII_FFI_ERROR, why);
+        }
+        if (rc == TORII_FFI_AGAIN)
+            start_wait(s, OP_CONNECT, &s->wio, timeout);
+    }
     *id = (int)s->id;
     *gen = s->gen;
-    if (!in_progress)
-        return TORII_FFI_OK;
-    start_wait(s, OP_CONNECT, &s->wio, timeout);
-    return TORII_FFI_AGAIN;
+    return rc;
 }
 
 int torii_ffi_sock_send(int id, unsigned gen, const char *p, size_t n, double timeout)
@@ -481,6 +530,10 @@ static int timed_out(csock_t *s, int op, const char **p, size_t *len)
 {
     torii_io_stop(worker->loop, &s->rio);
     torii_io_stop(worker->loop, &s->wio);
+    if (s->query) {
+        torii_resolve_cancel(s->query);
+        s->query = NULL;
+    }
     if (op != OP_RECV) {
         close_fd(s);
         return fail(TORII_FFI_ERROR, "timeout");
@@ -570,6 +623,7 @@ void torii_cosocket_detach(void)
     for (uint32_t i = 0; i < nslots; i++)
         if (slots[i])
             destroy(slots[i]);
+    torii_resolve_shutdown();
     free(slots);
     free(gens);
     free(free_ids);

@@ -2,7 +2,7 @@
 --
 --   local sock = torii.socket.tcp()
 --   sock:settimeouts(1000, 1000, 5000)              -- connect, send, read (ms)
---   local ok, err = sock:connect("127.0.0.1", 6379)  -- IP address or localhost
+--   local ok, err = sock:connect("127.0.0.1", 6379)  -- an address or a name
 --   local bytes, err = sock:send("PING\r\n")
 --   local line, err, partial = sock:receive("*l")    -- "*l", "*a" or a byte count
 --   sock:setkeepalive(60000, 32)                     -- back to the pool, or sock:close()
@@ -78,10 +78,12 @@ local function settle(self, rc)
   return rc
 end
 
---- Connect to host (an IPv4 or IPv6 address, or localhost: names are not
---- looked up, which would block the worker) and port. A pooled idle
---- connection to the same address is reused when there is one. opts:
---- timeout (ms, this connect only). 1, or nil and an error.
+--- Connect to host and port. host is an IPv4 or IPv6 address, localhost
+--- (always 127.0.0.1), or a name, looked up on other threads (getaddrinfo_a:
+--- /etc/hosts, then DNS) while the coroutine waits; the connect timeout
+--- covers the lookup too. A pooled idle connection to the same address is
+--- reused when there is one. opts: timeout (ms, this connect only). 1, or
+--- nil and an error ("host not found", "connection refused", "timeout", ...).
 function Sock:connect(host, port, opts)
   if type(host) ~= "string" then error("torii.socket.connect: host must be a string", 2) end
   port = tonumber(port)
