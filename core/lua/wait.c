@@ -3,14 +3,15 @@
  *
  * A task gets a record here only once it waits or opens something that
  * must end with it; the many timer runs that do neither cost nothing. A
- * record holds the task's timer (deadline and wake-up) and its arena,
- * whose cleanup hooks close what the task left open.
+ * record holds the task's timer (deadline and wake-up) and what it holds
+ * (its sockets), released when it ends. A request's holdings are
+ * released by a cleanup hook on its arena, registered once.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/list.h"
 #include "base/log.h"
+#include "base/pool.h"
 #include "lua/ffi.h"
 #include "lua/ffi_state.h"
 #include "lua/wait.h"
@@ -18,7 +19,7 @@
 typedef struct {
     int id;
     torii_timer_t timer;
-    torii_pool_t *pool; /* made on first use */
+    torii_list_t held; /* torii_held_t */
     torii_list_t link;
 } task_t;
 
@@ -54,9 +55,19 @@ static task_t *task_record(int id)
     if (!t)
         abort();
     t->id = id;
+    torii_list_init(&t->held);
     torii_timer_init(&t->timer, on_task_timer, 0., 0.);
     torii_list_push(&tasks, &t->link);
     return t;
+}
+
+static void release_all(torii_list_t *held)
+{
+    while (!torii_list_empty(held)) {
+        torii_held_t *h = torii_list_entry(held->next, torii_held_t, link);
+        torii_list_remove(&h->link);
+        h->release(h);
+    }
 }
 
 static void task_free(task_t *t)
@@ -64,8 +75,7 @@ static void task_free(task_t *t)
     if (loop)
         torii_timer_stop(loop, &t->timer);
     torii_list_remove(&t->link);
-    if (t->pool)
-        torii_pool_destroy(t->pool); /* closes what the task left open */
+    release_all(&t->held); /* closes what the task left open */
     free(t);
 }
 
@@ -174,10 +184,28 @@ void torii_waiter_wake(const torii_waiter_t *w)
         torii_timer_arm(loop, &task_record(w->task)->timer, 0.);
 }
 
-torii_pool_t *torii_waiter_pool(const torii_waiter_t *w)
+static void request_ended(void *data)
 {
-    torii_pool_t **pool = w->r ? &w->r->pool : &task_record(w->task)->pool;
-    if (!*pool)
-        *pool = torii_pool_create(1024);
-    return *pool;
+    release_all(&((torii_request_t *)data)->held);
+}
+
+void torii_waiter_hold(const torii_waiter_t *w, torii_held_t *h)
+{
+    torii_request_t *r = w->r;
+    if (!r) {
+        torii_list_push(&task_record(w->task)->held, &h->link);
+        return;
+    }
+    if (!r->held.next) { /* the request's first: its end will release them all */
+        torii_list_init(&r->held);
+        if (!r->pool)
+            r->pool = torii_pool_create(1024);
+        torii_pool_cleanup(r->pool, request_ended, r);
+    }
+    torii_list_push(&r->held, &h->link);
+}
+
+void torii_waiter_unhold(torii_held_t *h)
+{
+    torii_list_remove(&h->link); /* a no-op when released already */
 }

@@ -16,7 +16,7 @@
 
 #include <stdbool.h>
 
-#include "base/pool.h"
+#include "base/list.h"
 #include "event/loop.h"
 #include "http/request.h"
 #include "lua/vm.h"
@@ -47,8 +47,17 @@ void torii_waiter_deadline(const torii_waiter_t *w, double ms);
 /* Resume w soon (at the next pass of the loop). */
 void torii_waiter_wake(const torii_waiter_t *w);
 
-/* An arena living as long as w's request or task: its cleanup hooks run
- * when that ends, however it ends. */
-torii_pool_t *torii_waiter_pool(const torii_waiter_t *w);
+/* Something a waiter holds (a socket) that must go when the waiter's
+ * request or task ends, however it ends. */
+typedef struct torii_held_s {
+    torii_list_t link; /* in the waiter's list */
+    void (*release)(struct torii_held_s *h);
+} torii_held_t;
+
+/* h->release(h) runs when w ends, unless torii_waiter_unhold(h) came
+ * first (a list, not an arena's cleanup hooks: a task that runs for days
+ * opening sockets must not grow). */
+void torii_waiter_hold(const torii_waiter_t *w, torii_held_t *h);
+void torii_waiter_unhold(torii_held_t *h);
 
 #endif

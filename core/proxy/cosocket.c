@@ -43,6 +43,7 @@ enum { RECV_LINE = 1, RECV_ALL, RECV_COUNT, RECV_ANY, RECV_UNTIL };
 enum { WAITS = 1, ANY_STATE = 2 };
 
 typedef struct {
+    torii_held_t held; /* in its owner's list: closed when the owner ends */
     uint32_t id, gen;
     int fd;                 /* -1 once closed (or not connected yet) */
     torii_resolve_t *query; /* OP_RESOLVE: the host name's lookup */
@@ -63,10 +64,6 @@ typedef struct {
     bool eof;
     uint32_t uses; /* times the connection served before (from the pool) */
 } csock_t;
-
-typedef struct {
-    uint32_t id, gen;
-} ref_t; /* what an owner's cleanup hook knows of its socket */
 
 static torii_worker_t *worker; /* NULL outside a running worker */
 static csock_t **slots;
@@ -135,18 +132,16 @@ static void destroy(csock_t *s)
     torii_buf_release(&s->in);
     torii_buf_release(&s->out);
     free(s->delim);
+    torii_waiter_unhold(&s->held);
     slots[s->id] = NULL;
     free_ids[nfree++] = s->id;
     free(s);
 }
 
 /* The owner ended: a socket it still has goes with it. */
-static void owner_ended(void *data)
+static void owner_ended(torii_held_t *h)
 {
-    const ref_t *ref = data;
-    csock_t *s;
-    if (!worker || ref->id >= nslots || !(s = slots[ref->id]) || s->gen != ref->gen)
-        return; /* closed or pooled already */
+    csock_t *s = torii_container_of(h, csock_t, held);
     torii_log_debug("plugin socket %d closed with its %s", s->fd, s->owner.r ? "request" : "timer task");
     destroy(s);
 }
@@ -155,8 +150,6 @@ static void owner_ended(void *data)
 static csock_t *sock_new(const torii_waiter_t *owner, const torii_addr_t *addr)
 {
     csock_t *s = calloc(1, sizeof *s);
-    torii_pool_t *pool = torii_waiter_pool(owner);
-    ref_t *ref = torii_palloc(pool, sizeof *ref);
     if (!s)
         abort();
     s->id = slot_take();
@@ -165,9 +158,8 @@ static csock_t *sock_new(const torii_waiter_t *owner, const torii_addr_t *addr)
     s->owner = *owner;
     s->addr = *addr;
     slots[s->id] = s;
-    ref->id = s->id;
-    ref->gen = s->gen;
-    torii_pool_cleanup(pool, owner_ended, ref);
+    s->held.release = owner_ended;
+    torii_waiter_hold(owner, &s->held);
     return s;
 }
 

@@ -262,6 +262,15 @@ describe("plugin sockets", function()
       assert.are.same({ "again", false, false }, by.line[1])
     end)
 
+    it("refuses a socket kept past the request that opened it (and closed it then)", function()
+      assert.are.same({ 1, false, false }, steps("stash").connect[1])
+      local by = steps("stale")
+      local closed = "closed (a socket ends with the request or timer callback that opened it)"
+      assert.are.same({ false, closed, false }, by.send[1])
+      assert.are.same({ false, closed, "" }, by.line[1])
+      assert.are.same({ false, closed, false }, by.close[1])
+    end)
+
     it("puts a connection back with setkeepalive and gets it again", function()
       local by = steps("reuse")
       assert.are.same({ 0, false, false }, by.reused[1])
