@@ -107,6 +107,19 @@ describe("plugin sockets", function()
       assert.are.equal("11", testutil.upstream_value(echo, "Content-Length"))
     end)
 
+    it("sends a large body to a slow reader, waiting for the socket", function()
+      local c = calls("port=" .. m.port .. "&method=POST&bodysize=4194304&read=10000&send=10000&path="
+        .. escape("/slowread?rate=16000000"))
+      assert.are.equal(200, c[1].status, cjson.encode(c))
+      assert.are.equal(4194304, doc_of(c[1]).body_length)
+    end)
+
+    it("reports a send timeout", function()
+      local c = calls("port=" .. m.port .. "&method=POST&bodysize=8388608&send=300&path="
+        .. escape("/slowread?rate=1000"))
+      assert.are.equal("timeout", c[1].err, cjson.encode(c))
+    end)
+
     it("reads chunked and Content-Length bodies, small and large", function()
       local c = calls("port=" .. m.port .. "&path=" .. escape("/stream?chunks=3&size=5&interval=10"))
       assert.are.equal(200, c[1].status)
