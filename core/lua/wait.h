@@ -30,8 +30,8 @@ typedef struct {
 /* The worker's loop and VM: tasks may wait from now on. */
 void torii_wait_attach(torii_loop_t *loop, torii_vm_t *vm);
 
-/* The worker stops: tasks still waiting are dropped (their cleanups run)
- * and nothing may wait any more. */
+/* The worker stops: tasks still waiting are dropped (what they hold is
+ * released) and nothing may wait any more. */
 void torii_wait_shutdown(void);
 
 /* The coroutine running now, if it may wait: NULL and *w filled, or why

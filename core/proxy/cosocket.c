@@ -10,11 +10,12 @@
  * finding none means the deadline came first.
  *
  * A socket belongs to the request or timer task that connected it (its
- * owner, lua/wait.h): only that owner may use it, and a cleanup hook on
- * the owner's arena closes it when the owner ends — whether the plugin
- * closed it or not, the client left during a wait, or the task was
- * dropped. Keep-alive hands the descriptor to the upstream pool of its
- * address (upstream.c), shared with the proxy.
+ * owner, lua/wait.h): only that owner may use it, and the owner holds it,
+ * so that its end closes whatever it still has — the plugin forgot to, the
+ * client left during a wait, the task was dropped. A host name is looked
+ * up first (event/resolve.h) within the connect's deadline. Keep-alive
+ * hands the descriptor to the upstream pool of its address (upstream.c),
+ * shared with the proxy.
  */
 #include <errno.h>
 #include <stdlib.h>
