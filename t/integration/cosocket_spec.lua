@@ -189,6 +189,9 @@ describe("plugin sockets", function()
       assert(slow:request { path = "/http?port=" .. m.port .. "&read=5000&path=/delay/1500" })
       local fast = testutil.request(gw, "/fast", { timeout = 5 })
       assert.are.equal(200, fast.status)
+      -- another plugin's call goes through meanwhile too
+      local other = calls("port=" .. m.port)
+      assert.are.equal(200, other[1].status)
       -- the slow one still waits on its upstream: nothing has come back yet
       assert.is_nil(slow:read_response { timeout = 0.2 }, "the waiting request was answered before the fast one")
       local resp = testutil.read(slow)
