@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/addr.h"
 
@@ -83,6 +84,37 @@ bool torii_addr_resolve(const char *host, uint16_t port, torii_addr_t *out, char
     out->len = res->ai_addrlen;
     freeaddrinfo(res);
     return true;
+}
+
+bool torii_addr_literal(const char *host, size_t n, uint16_t port, torii_addr_t *out)
+{
+    char text[INET6_ADDRSTRLEN + 2];
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&out->sa;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&out->sa;
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+        host++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof text || memchr(host, '\0', n))
+        return false;
+    memcpy(text, host, n);
+    text[n] = '\0';
+    if (strcasecmp(text, "localhost") == 0)
+        strcpy(text, "127.0.0.1");
+    memset(out, 0, sizeof *out);
+    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        out->len = sizeof *v4;
+        return true;
+    }
+    if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        out->len = sizeof *v6;
+        return true;
+    }
+    return false;
 }
 
 void torii_addr_format_ip(const struct sockaddr *sa, char *out, size_t outlen)

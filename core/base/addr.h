@@ -28,6 +28,11 @@ bool torii_addr_split(const char *spec, char *host, size_t hostlen, uint16_t *po
 /* Resolve host (name or literal; "" = any IPv4) and port. Blocking. */
 bool torii_addr_resolve(const char *host, uint16_t port, torii_addr_t *out, char *err, size_t errlen);
 
+/* An IPv4 or IPv6 literal ("10.0.0.1", "::1", "[::1]") or "localhost"
+ * (127.0.0.1) with port; false for anything else. Never looks a name up,
+ * so it never blocks. */
+bool torii_addr_literal(const char *host, size_t n, uint16_t port, torii_addr_t *out);
+
 /* "1.2.3.4:80" / "[::1]:80" */
 void torii_addr_format(const struct sockaddr *sa, char *out, size_t outlen);
 

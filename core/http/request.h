@@ -10,7 +10,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/list.h"
 #include "config/config.h"
+#include "event/loop.h"
 #include "http/chunked.h"
 #include "http/forward.h"
 #include "http/head.h"
@@ -55,7 +57,9 @@ typedef struct torii_request_s {
     int exit_status;                           /* a plugin answered: status (0: none) */
     torii_str_t exit_body;
     int co_ref;           /* the request's Lua coroutine (registry ref), 0: none */
-    double wait_ms;       /* a plugin waits this long (torii.sleep) */
+    double wait_ms;       /* a plugin waits this long (torii.sleep, a socket) */
+    torii_timer_t *wake;  /* fires to resume a waiting phase (the connection's wait timer) */
+    torii_list_t held;    /* what plugins opened and the request's end closes (core/lua/wait.h) */
     bool waiting;         /* its coroutine is suspended mid-phase */
     uint8_t phase_at;     /* the next access-side phase to run (0: rewrite) */
     uint8_t phase;        /* the phase running in Lua */

@@ -7,6 +7,7 @@
 #include "http/hdrkind.h"
 #include "lua/ffi.h"
 #include "lua/ffi_state.h"
+#include "lua/wait.h"
 #include "router/expr.h"
 #include "router/path.h"
 
@@ -365,12 +366,15 @@ int torii_ffi_resp_exit(struct torii_request_s *r, int status, const char *body,
 
 int torii_ffi_sleep(struct torii_request_s *r, double ms)
 {
-    CHECK_REQ(r);
-    if (current_phase != TORII_PHASE_REWRITE && current_phase != TORII_PHASE_ACCESS)
-        return fail(TORII_FFI_BAD_PHASE, "waiting is possible only in rewrite and access");
+    torii_waiter_t w;
+    const char *why;
+    if (r) /* NULL in a timer callback */
+        CHECK_REQ(r);
+    if ((why = torii_waiter_current(&w)) != NULL)
+        return fail(TORII_FFI_BAD_PHASE, why);
     if (!(ms >= 0) || ms > 86400000.0)
         return fail(TORII_FFI_ERROR, "sleep takes 0 to 86400 seconds");
-    r->wait_ms = ms;
+    torii_waiter_deadline(&w, ms);
     return TORII_FFI_OK;
 }
 

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TORII_FFI_ABI 1
+#define TORII_FFI_ABI 2
 
 /* Return codes. */
 #define TORII_FFI_OK        0
@@ -22,6 +22,7 @@
 #define TORII_FFI_NOT_FOUND -2
 #define TORII_FFI_BAD_PHASE -3
 #define TORII_FFI_DECLINED  -4
+#define TORII_FFI_AGAIN     -5 /* the call waits: yield, then ask for the outcome */
 
 /* Phases, in the order a request meets them. */
 #define TORII_PHASE_REWRITE       1
@@ -29,6 +30,7 @@
 #define TORII_PHASE_HEADER_FILTER 3
 #define TORII_PHASE_LOG           4
 #define TORII_PHASE_BODY_FILTER   5
+#define TORII_PHASE_TIMER         6 /* a torii.timer callback (no request) */
 
 struct torii_request_s;
 struct torii_shdict_s;
@@ -90,9 +92,50 @@ int torii_ffi_resp_body_chunk(struct torii_request_s *r, const char **p, size_t 
 int torii_ffi_resp_set_body_chunk(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_resp_exit(struct torii_request_s *r, int status, const char *body, size_t blen);
 
-/* Wait ms milliseconds without blocking the worker (rewrite, access): on
- * TORII_FFI_OK the Lua side yields; the request resumes when the time is up. */
+/* Wait ms milliseconds without blocking the worker (rewrite, access, timer
+ * callbacks; r is NULL in a timer): on TORII_FFI_OK the Lua side yields; the
+ * coroutine resumes when the time is up. */
 int torii_ffi_sleep(struct torii_request_s *r, double ms);
+
+/* Timer callbacks run as tasks (lua/torii/runtime.lua numbers them): a
+ * task is entered around each resume of its coroutine, so that it may wait
+ * like a request's phase, and ended when its coroutine is done (sockets it
+ * left open are closed then). */
+int torii_ffi_task_enter(int task);
+int torii_ffi_task_leave(void);
+int torii_ffi_task_end(int task);
+
+/* Plugin TCP sockets (torii.socket; core/proxy/cosocket.c). A socket is
+ * the handle (id, gen): gen changes whenever the slot is reused, so a
+ * handle kept past its socket's end is refused. A socket belongs to the
+ * request or timer task that connected it, is usable only there, and is
+ * closed when that ends. connect, send and recv may wait (rewrite, access,
+ * timer callbacks): TORII_FFI_AGAIN means Lua yields, and once resumed
+ * calls torii_ffi_sock_result for the outcome (no outcome yet: the timeout
+ * passed). Timeouts are milliseconds. Errors are short words for Lua:
+ * "timeout", "closed", "connection refused", ... connect takes an IP
+ * literal, localhost (127.0.0.1) or a name, looked up on other threads
+ * within the connect timeout (core/event/resolve.h).
+ * recv modes: 1 a line (without its CR LF), 2 all until the peer closes,
+ * 3 exactly n bytes, 4 what is there (1 to n bytes), 5 up to the n-byte
+ * delimiter delim (not returned). Received bytes are valid until the next
+ * call on the socket; on failure they are what arrived (partial). */
+int torii_ffi_sock_connect(const char *host, size_t hlen, int port, double timeout, int *id, unsigned *gen);
+int torii_ffi_sock_send(int id, unsigned gen, const char *p, size_t n, double timeout);
+int torii_ffi_sock_recv(int id, unsigned gen, int mode, size_t n, const char *delim, double timeout, const char **p,
+                        size_t *len);
+int torii_ffi_sock_result(int id, unsigned gen, const char **p, size_t *len);
+
+/* Put the connection into the worker's keep-alive pool for its address
+ * (shared with the proxy's upstream connections) for idle_ms, unless
+ * pool_size idle ones wait there already (then it is closed); 0 takes the
+ * proxy's settings. The handle is done either way. */
+int torii_ffi_sock_keepalive(int id, unsigned gen, double idle_ms, int pool_size);
+int torii_ffi_sock_close(int id, unsigned gen);
+
+/* How many times the connection served before this socket got it from
+ * the pool (0: a new connection). */
+int torii_ffi_sock_reused(int id, unsigned gen);
 
 /* Shared dicts (shared_dicts in the configuration), by name: NULL if none.
  * Values: type 1 string, 2 number, 3 boolean (0: none). ttl in seconds,

@@ -16,6 +16,7 @@
 #include "lua/ffi_state.h"
 #include "lua/timers.h"
 #include "lua/vm.h"
+#include "lua/wait.h"
 
 #define MAX_TIMERS 4096 /* pending at once, per worker */
 
@@ -55,6 +56,7 @@ static void on_fire(torii_loop_t *l, torii_timer_t *ev, int revents)
 void torii_timers_attach(torii_loop_t *l)
 {
     loop = l;
+    torii_wait_attach(l); /* timer callbacks may wait from now on */
 }
 
 /* Fire each of vm's timers (all when vm is NULL) once, premature. */
@@ -86,6 +88,7 @@ void torii_timers_shutdown(void)
      * forgotten first. */
     torii_loop_t *l = loop;
     loop = NULL;
+    torii_wait_shutdown(); /* callbacks still waiting are dropped; premature ones may not wait */
     while (!torii_list_empty(&pending)) {
         ltimer_t *t = torii_list_entry(pending.next, ltimer_t, link);
         torii_vm_t *owner = t->vm;

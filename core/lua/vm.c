@@ -537,6 +537,12 @@ void torii_vm_fire_timer(torii_vm_t *vm, int id, bool premature)
     call_runtime(vm, "fire_timer", 2);
 }
 
+void torii_vm_resume_task(torii_vm_t *vm, int task)
+{
+    lua_pushinteger(vm->L, task);
+    call_runtime(vm, "resume_task", 1);
+}
+
 void torii_vm_request_done(torii_vm_t *vm, torii_request_t *r)
 {
     if (!r->co_ref)

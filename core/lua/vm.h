@@ -75,6 +75,9 @@ torii_vm_t *torii_vm_active(void);
 void torii_vm_retire(torii_vm_t *vm);
 bool torii_vm_retired(const torii_vm_t *vm);
 
+/* A timer callback's run that waits (core/lua/wait.c) is due: resume it. */
+void torii_vm_resume_task(torii_vm_t *vm, int task);
+
 /* The request ended: its coroutine goes back to the pool. */
 void torii_vm_request_done(torii_vm_t *vm, torii_request_t *r);
 

@@ -309,6 +309,7 @@ static void process_head(torii_client_t *c)
     /* Room for the body behind the head, before slices pin the buffer. */
     torii_buf_space(&c->in, HEAD_ROOM, (size_t)cc->max_header_size + HEAD_ROOM + TORII_BUF_BLOCK, true);
     c->req = torii_worker_request_new(c->w);
+    c->req->wake = &c->wait_timer; /* a plugin's socket ends a wait early through it */
     if (torii_request_head_parse(torii_buf_pos(&c->in), head_len, &c->req->head, &status, &why) != TORII_OK) {
         reject_head(c, status, why);
         return;

@@ -5,6 +5,7 @@
 
 #include "base/log.h"
 #include "lua/timers.h"
+#include "lua/wait.h"
 #include "lua/vm.h"
 #include "proxy/gen.h"
 #include "shm/zones.h"
@@ -96,6 +97,7 @@ static void gen_free(torii_gen_t *g)
 {
     torii_vm_retire(g->vm);      /* premature callbacks start no new timers */
     torii_timers_stop_vm(g->vm); /* none left after retire; at exit, the current one's */
+    torii_wait_drop_vm(g->vm);   /* its timer callbacks still waiting never resume */
     torii_vm_free(g->vm);
     torii_router_free(g->router);
     free(g->rr);

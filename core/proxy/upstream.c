@@ -153,6 +153,55 @@ void torii_upstream_release(torii_upstream_t *up, bool reusable)
     torii_timer_arm(w->loop, &up->timer, pc->pool_idle_timeout_ms / 1000.0);
 }
 
+/* An idle connection is a torii_upstream_t whichever side pooled it, so
+ * the proxy and plugins reuse each other's connections, and one set of
+ * watchers discards those the peer closes while they wait. */
+int torii_upool_take(torii_worker_t *w, const torii_addr_t *addr, uint32_t *uses)
+{
+    torii_upool_node_t *node = pool_node(w->upool, addr);
+    torii_upstream_t *up;
+    int fd;
+    if (torii_list_empty(&node->idle))
+        return -1;
+    up = torii_list_entry(node->idle.next, torii_upstream_t, link);
+    torii_list_remove(&up->link);
+    node->nidle--;
+    torii_io_stop(w->loop, &up->rio);
+    torii_io_stop(w->loop, &up->wio);
+    torii_timer_stop(w->loop, &up->timer);
+    fd = up->fd;
+    *uses = up->nrequests;
+    torii_log_debug("upstream %d: idle connection taken by a plugin socket", fd);
+    free(up);
+    return fd;
+}
+
+void torii_upool_put(torii_worker_t *w, const torii_addr_t *addr, int fd, uint32_t uses, double idle_s,
+                     uint32_t max_idle)
+{
+    torii_upool_node_t *node = pool_node(w->upool, addr);
+    torii_upstream_t *up;
+    if (w->quitting || node->nidle >= max_idle) {
+        close(fd);
+        return;
+    }
+    up = calloc(1, sizeof *up);
+    if (!up)
+        abort();
+    up->w = w;
+    up->fd = fd;
+    up->pool = node;
+    up->nrequests = uses;
+    up->state = TORII_UP_IDLE;
+    torii_io_init(&up->rio, on_read, fd, TORII_EV_READ);
+    torii_io_init(&up->wio, on_write, fd, TORII_EV_WRITE);
+    torii_timer_init(&up->timer, on_timer, 0., 0.);
+    torii_io_start(w->loop, &up->rio);
+    torii_list_push(&node->idle, &up->link);
+    node->nidle++;
+    torii_timer_arm(w->loop, &up->timer, idle_s);
+}
+
 void torii_upstream_pause_read(torii_upstream_t *up)
 {
     if (!up->read_paused) {

@@ -35,6 +35,17 @@ void torii_upstream_release(torii_upstream_t *up, bool reusable);
 
 void torii_upstream_close(torii_upstream_t *up);
 
+/*
+ * Plugin sockets (core/proxy/cosocket.c) share these pools as bare
+ * descriptors. take: an idle connection to addr, out of the pool (-1 when
+ * none); *uses says how many times it served before. put: a connected,
+ * clean fd into addr's pool for idle_s seconds, or closed when max_idle
+ * connections wait there already or the worker is quitting.
+ */
+int torii_upool_take(torii_worker_t *w, const torii_addr_t *addr, uint32_t *uses);
+void torii_upool_put(torii_worker_t *w, const torii_addr_t *addr, int fd, uint32_t uses, double idle_s,
+                     uint32_t max_idle);
+
 torii_upool_t *torii_upool_new(void);
 
 /* Close every idle connection (shutdown) and free the pool. */

@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "event/sock.h"
 #include "proxy/client.h"
+#include "proxy/cosocket.h"
 #include "proxy/upstream.h"
 #include "lua/budget.h"
 #include "lua/ffi.h"
@@ -241,6 +242,7 @@ static void setup_watchers(torii_worker_t *w)
 static void cleanup(torii_worker_t *w)
 {
     close_all_clients(w);
+    torii_cosocket_detach();
     torii_upool_free(w->upool, w->loop);
     for (uint32_t i = 0; i < w->nfree_reqs; i++)
         free(w->free_reqs[i]);
@@ -285,6 +287,7 @@ int torii_worker_run(torii_config_t *conf, uint64_t gen_id, const int *listen_fd
     if (getrandom(&w.seed, sizeof w.seed, GRND_NONBLOCK) != sizeof w.seed)
         w.seed = (uint32_t)getpid() * 2654435761u;
     torii_timers_attach(w.loop);
+    torii_cosocket_attach(&w);
     torii_budget_start(w.conf->lua_cpu_budget_ms);
     torii_vm_init_worker(w.gen->vm);
     setup_watchers(&w);

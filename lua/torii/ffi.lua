@@ -2,7 +2,7 @@
 -- t/spec/ffi_spec.lua checks that these declarations are the header's.
 local ffi = require "ffi"
 
-local ABI = 1 -- TORII_FFI_ABI this file was written for
+local ABI = 2 -- TORII_FFI_ABI this file was written for
 
 local cdef = [[
 struct torii_request_s;
@@ -37,6 +37,17 @@ int torii_ffi_resp_body_chunk(struct torii_request_s *r, const char **p, size_t 
 int torii_ffi_resp_set_body_chunk(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_resp_exit(struct torii_request_s *r, int status, const char *body, size_t blen);
 int torii_ffi_sleep(struct torii_request_s *r, double ms);
+int torii_ffi_task_enter(int task);
+int torii_ffi_task_leave(void);
+int torii_ffi_task_end(int task);
+int torii_ffi_sock_connect(const char *host, size_t hlen, int port, double timeout, int *id, unsigned *gen);
+int torii_ffi_sock_send(int id, unsigned gen, const char *p, size_t n, double timeout);
+int torii_ffi_sock_recv(int id, unsigned gen, int mode, size_t n, const char *delim, double timeout, const char **p,
+  size_t *len);
+int torii_ffi_sock_result(int id, unsigned gen, const char **p, size_t *len);
+int torii_ffi_sock_keepalive(int id, unsigned gen, double idle_ms, int pool_size);
+int torii_ffi_sock_close(int id, unsigned gen);
+int torii_ffi_sock_reused(int id, unsigned gen);
 struct torii_shdict_s *torii_ffi_shdict(const char *name, size_t n);
 int torii_ffi_shdict_get(struct torii_shdict_s *d, const char *key, size_t klen, int *type, double *num,
   const char **str, size_t *slen);
@@ -70,9 +81,15 @@ if have ~= ABI then
   error(("torii.ffi: C ABI version %d, this Lua side expects %d"):format(have, ABI), 0)
 end
 
-M.OK, M.ERROR, M.NOT_FOUND, M.BAD_PHASE, M.DECLINED = 0, -1, -2, -3, -4
-M.REWRITE, M.ACCESS, M.HEADER_FILTER, M.LOG, M.BODY_FILTER = 1, 2, 3, 4, 5
-M.phase_names = { "rewrite", "access", "header_filter", "log", "body_filter" }
+M.OK, M.ERROR, M.NOT_FOUND, M.BAD_PHASE, M.DECLINED, M.AGAIN = 0, -1, -2, -3, -4, -5
+M.REWRITE, M.ACCESS, M.HEADER_FILTER, M.LOG, M.BODY_FILTER, M.TIMER = 1, 2, 3, 4, 5, 6
+M.phase_names = { "rewrite", "access", "header_filter", "log", "body_filter", "timer" }
+
+-- A coroutine that waits yields (token, WAIT): C (a request's phase) or the
+-- runtime (a timer task) then knows the yield is torii's, and resumes the
+-- coroutine once the wait is over.
+M.token = setmetatable({}, { __tostring = function() return "torii.token" end })
+M.WAIT = 3
 
 -- Out-parameter cells, allocated once (a worker runs one phase at a time).
 M.p = ffi.new("const char *[1]")

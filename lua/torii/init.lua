@@ -401,13 +401,13 @@ function torii.timer.pending()
 end
 
 -- Yielded ahead of a status, so that C knows the yield is torii's.
-torii._token = setmetatable({}, { __tostring = function() return "torii.token" end })
-local WAIT = 3
+torii._token = tffi.token
+local WAIT = tffi.WAIT
 
 --- Wait without blocking the worker: other requests go on meanwhile
---- (rewrite, access).
+--- (rewrite, access, timer callbacks).
 function torii.sleep(seconds)
-  local r = current("sleep")
+  local r = C.torii_ffi_request() -- NULL in a timer callback
   check(C.torii_ffi_sleep(r, (tonumber(seconds) or -1) * 1000), "sleep")
   coroutine.yield(torii._token, WAIT)
 end
@@ -442,5 +442,10 @@ function torii.consumer.attach(ctx, consumer)
   ctx.consumer_name = consumer.username
   upstream.set_header("X-Consumer-Username", consumer.username)
 end
+
+--- Non-blocking TCP (torii.socket.tcp()) and an HTTP client over it
+--- (torii.http.request{...}); see those modules.
+torii.socket = require "torii.socket"
+torii.http = require "torii.http"
 
 return torii

@@ -272,16 +272,53 @@ function M.init_worker()
   end
 end
 
+-- Timer callbacks run as tasks: each run in a coroutine of its own, so
+-- that it may wait (a socket, torii.sleep) like a request's phase. A task
+-- that waits is parked here until C resumes it (core/lua/wait.c).
+local parked = {} -- task id -> coroutine
+local next_task = 0
+
+local function log_err(msg)
+  tffi.C.torii_ffi_log(4, msg, #msg)
+end
+
+local function run_timer(id, t, premature)
+  local ok, err = xpcall(t.fn, debug.traceback, premature, unpack(t.args, 1, t.args.n))
+  if not ok then log_err(("timer %d failed: %s"):format(id, tostring(err))) end
+end
+
+-- Resume a task's coroutine once; park it if it waits, else end it.
+local function step(task, co, ...)
+  tffi.C.torii_ffi_task_enter(task)
+  local ok, tok, status = coroutine.resume(co, ...)
+  tffi.C.torii_ffi_task_leave()
+  if ok and coroutine.status(co) == "suspended" then
+    if tok == tffi.token and status == tffi.WAIT then
+      parked[task] = co
+      return
+    end
+    -- Never resumed again: a callback's own yield has no one to answer it.
+    log_err("a timer callback called coroutine.yield(), which only torii's own waiting calls may do")
+  elseif not ok then
+    log_err("timer task failed: " .. tostring(tok))
+  end
+  parked[task] = nil
+  tffi.C.torii_ffi_task_end(task)
+end
+
 --- A timer fired (see torii.timer in init.lua).
 function M.fire_timer(id, premature)
   local t = torii._timers[id]
   if not t then return end
   if not t.every or premature then torii._timers[id] = nil end
-  local ok, err = xpcall(t.fn, debug.traceback, premature, unpack(t.args, 1, t.args.n))
-  if not ok then
-    local msg = ("timer %d failed: %s"):format(id, tostring(err))
-    tffi.C.torii_ffi_log(4, msg, #msg)
-  end
+  next_task = next_task % 2147483647 + 1 -- C sees an int
+  step(next_task, coroutine.create(run_timer), id, t, premature)
+end
+
+--- A waiting task is due (its wait is over or its operation is done).
+function M.resume_task(task)
+  local co = parked[task]
+  if co then step(task, co) end
 end
 
 local function on_error(e)

@@ -59,8 +59,9 @@ describe("the FFI declarations", function()
     assert.equal(-2, codes.NOT_FOUND)
     assert.equal(-3, codes.BAD_PHASE)
     assert.equal(-4, codes.DECLINED)
-    local line = lua:match("M%.OK, M%.ERROR, M%.NOT_FOUND, M%.BAD_PHASE, M%.DECLINED = ([^\n]+)")
-    assert.equal("0, -1, -2, -3, -4", line)
+    assert.equal(-5, codes.AGAIN)
+    local line = lua:match("M%.OK, M%.ERROR, M%.NOT_FOUND, M%.BAD_PHASE, M%.DECLINED, M%.AGAIN = ([^\n]+)")
+    assert.equal("0, -1, -2, -3, -4, -5", line)
     local names = lua:match("M%.phase_names = { ([^}]+) }")
     local list = {}
     for n in names:gmatch('"([%w_]+)"') do list[#list + 1] = n end

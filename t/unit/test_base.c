@@ -1,6 +1,7 @@
 /* test_base.c — units, CIDR blocks, slices, buffers, arenas (core/base). */
 #include "unit.h"
 
+#include "base/addr.h"
 #include "base/buf.h"
 #include "base/cidr.h"
 #include "base/common.h"
@@ -150,6 +151,32 @@ TEST(arena)
     CHECK_INT(cleaned, 3);
 }
 
+/* Literal addresses for plugin sockets: never a lookup. */
+TEST(address_literals)
+{
+    torii_addr_t a;
+    char text[TORII_ADDRSTRLEN];
+    CHECK(torii_addr_literal("127.0.0.1", 9, 80, &a));
+    torii_addr_format((const struct sockaddr *)&a.sa, text, sizeof text);
+    CHECK_STR(text, "127.0.0.1:80");
+    CHECK(torii_addr_literal("LOCALHOST", 9, 8080, &a));
+    torii_addr_format((const struct sockaddr *)&a.sa, text, sizeof text);
+    CHECK_STR(text, "127.0.0.1:8080");
+    CHECK(torii_addr_literal("::1", 3, 443, &a));
+    torii_addr_format((const struct sockaddr *)&a.sa, text, sizeof text);
+    CHECK_STR(text, "[::1]:443");
+    CHECK(torii_addr_literal("[2001:db8::7]", 13, 9, &a));
+    torii_addr_format((const struct sockaddr *)&a.sa, text, sizeof text);
+    CHECK_STR(text, "[2001:db8::7]:9");
+    CHECK(torii_addr_literal("10.0.0.1:80", 8, 1, &a)); /* only the first n bytes count */
+    CHECK(!torii_addr_literal("example.com", 11, 80, &a));
+    CHECK(!torii_addr_literal("localhost.", 10, 80, &a));
+    CHECK(!torii_addr_literal("1.2.3", 5, 80, &a));
+    CHECK(!torii_addr_literal("", 0, 80, &a));
+    CHECK(!torii_addr_literal("[]", 2, 80, &a));
+    CHECK(!torii_addr_literal("127.0.0.1\0x", 11, 80, &a));
+}
+
 int main(void)
 {
     RUN(sizes);
@@ -158,5 +185,6 @@ int main(void)
     RUN(slices);
     RUN(buffers);
     RUN(arena);
+    RUN(address_literals);
     return unit_report("test_base");
 }
