@@ -3,6 +3,10 @@
  * firing into the runtime (runtime.fire_timer) with the timer's id. When
  * the worker stops, every pending timer fires once more with premature =
  * true, so that plugins can flush what they hold.
+ *
+ * A timer fires into the VM that started it: a worker has one, but
+ * `torii test` runs the VMs of several gateways on one loop, and their
+ * timer ids overlap.
  */
 #include <stdlib.h>
 #include <time.h>
@@ -20,12 +24,13 @@
 typedef struct {
     torii_timer_t ev;
     torii_list_t link;
+    torii_vm_t *vm;
     int id;
     double interval;
 } ltimer_t;
 
 static torii_loop_t *loop; /* NULL outside a worker: timers refused */
-static torii_vm_t *vm;
+static torii_vm_t *vm;     /* the VM new timers belong to (NULL: refused) */
 static torii_list_t pending = {&pending, &pending};
 static size_t npending;
 
@@ -40,13 +45,16 @@ static void drop(ltimer_t *t)
 static void on_fire(torii_loop_t *l, torii_timer_t *ev, int revents)
 {
     ltimer_t *t = torii_container_of(ev, ltimer_t, ev);
+    torii_vm_t *owner = t->vm, *was = vm;
     int id = t->id;
     (void)l, (void)revents;
     if (t->interval > 0)
         torii_timer_arm(loop, &t->ev, t->interval);
     else
         drop(t);
-    torii_vm_fire_timer(vm, id, false);
+    vm = owner; /* timers the callback starts are its VM's too */
+    torii_vm_fire_timer(owner, id, false);
+    vm = was;
 }
 
 void torii_timers_attach(torii_loop_t *l, torii_vm_t *v)
@@ -55,28 +63,49 @@ void torii_timers_attach(torii_loop_t *l, torii_vm_t *v)
     vm = v;
 }
 
-void torii_timers_shutdown(void)
+/* Fire once, premature, every pending timer of `of` (NULL: of any VM). */
+static void end_timers(torii_loop_t *l, torii_vm_t *of)
 {
-    /* Fire each once, premature; a callback that starts new timers gets
-     * them refused (loop is gone by then). */
-    torii_loop_t *l = loop;
-    loop = NULL;
-    while (!torii_list_empty(&pending)) {
-        ltimer_t *t = torii_list_entry(pending.next, ltimer_t, link);
+    torii_list_t *n = pending.next;
+    while (n != &pending) {
+        ltimer_t *t = torii_list_entry(n, ltimer_t, link);
+        torii_vm_t *owner = t->vm;
         int id = t->id;
+        if (of && owner != of) {
+            n = n->next;
+            continue;
+        }
         torii_timer_stop(l, &t->ev);
         torii_list_remove(&t->link);
         npending--;
         free(t);
-        torii_vm_fire_timer(vm, id, true);
+        torii_vm_fire_timer(owner, id, true);
+        n = pending.next; /* the callback may have changed the list */
     }
+}
+
+void torii_timers_shutdown(void)
+{
+    /* A callback that starts new timers gets them refused (loop is gone
+     * by then). */
+    torii_loop_t *l = loop;
+    loop = NULL;
+    end_timers(l, NULL);
+}
+
+void torii_timers_release(torii_vm_t *of)
+{
+    torii_vm_t *was = vm;
+    vm = NULL; /* a callback that starts new timers gets them refused */
+    end_timers(loop, of);
+    vm = was == of ? NULL : was;
 }
 
 static ltimer_t *find(int id)
 {
     for (torii_list_t *n = pending.next; n != &pending; n = n->next) {
         ltimer_t *t = torii_list_entry(n, ltimer_t, link);
-        if (t->id == id)
+        if (t->id == id && t->vm == vm)
             return t;
     }
     return NULL;
@@ -85,7 +114,7 @@ static ltimer_t *find(int id)
 int torii_ffi_timer_start(int id, double delay, double interval)
 {
     ltimer_t *t;
-    if (!loop) {
+    if (!loop || !vm) {
         torii_ffi_set_error("timers run in workers only (start them in init_worker or a phase)");
         return TORII_FFI_ERROR;
     }
@@ -101,6 +130,7 @@ int torii_ffi_timer_start(int id, double delay, double interval)
     if (!t)
         abort();
     t->id = id;
+    t->vm = vm;
     t->interval = interval;
     torii_timer_init(&t->ev, on_fire, 0., 0.);
     torii_list_push(&pending, &t->link);

@@ -36,9 +36,7 @@ struct torii_vm_s {
     size_t ndicts;
 };
 
-/* Where lua/ and plugins/ are: $TORII_HOME, else the first directory up
- * from the executable (build/torii, build/asan/torii) that has them. */
-static bool find_home(char *out, size_t cap)
+bool torii_vm_home(char *out, size_t cap)
 {
     const char *env = getenv("TORII_HOME");
     char exe[PATH_MAX];
@@ -234,7 +232,7 @@ torii_vm_t *torii_vm_new(const torii_config_t *conf, char *err, size_t errlen)
     int array_mt;
     if (!vm)
         abort();
-    if (!find_home(home, sizeof home)) {
+    if (!torii_vm_home(home, sizeof home)) {
         snprintf(err, errlen, "cannot find the Lua runtime (lua/torii/runtime.lua): set TORII_HOME");
         free(vm);
         return NULL;

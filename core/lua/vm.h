@@ -15,6 +15,10 @@
 
 typedef struct torii_vm_s torii_vm_t;
 
+/* Where lua/ and plugins/ are: $TORII_HOME, else the first directory up
+ * from the executable (build/torii, build/asan/torii) that has them. */
+bool torii_vm_home(char *out, size_t cap);
+
 /*
  * A VM for a configuration: every plugin loaded, every plugin's
  * configuration checked against its schema, every route's chain built.

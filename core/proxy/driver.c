@@ -23,6 +23,7 @@
 #include "proxy/accesslog.h"
 #include "proxy/client.h"
 #include "proxy/driver.h"
+#include "proxy/steps.h"
 #include "proxy/upstream.h"
 #include "proxy/worker.h"
 
@@ -68,27 +69,6 @@ static void fail_request(torii_client_t *c, int status, const char *why)
     torii_client_close(c, true);
 }
 
-static void send_request_head(torii_client_t *c, torii_upstream_t *up)
-{
-    const torii_config_t *conf = c->w->conf;
-    torii_request_t *r = c->req;
-    torii_forward_ctx_t ctx = {
-        .client_ip = c->ip,
-        .client_ip16 = c->peer16,
-        .trusted = torii_cidr_list_match(conf->trusted_proxies, conf->ntrusted, c->peer16),
-        .trusted_list = conf->trusted_proxies,
-        .ntrusted = conf->ntrusted,
-        .scheme = "http",
-        .default_host = r->node->text,
-        .chunked = r->body.out_chunked,
-        .edits = r->up_edits,
-        .target = r->up_target,
-        .method = r->up_method,
-        .host = r->up_host,
-    };
-    torii_forward_request_head(&up->out, &r->head, &ctx);
-}
-
 static void connect_upstream(torii_client_t *c, bool fresh)
 {
     torii_worker_t *w = c->w;
@@ -108,73 +88,26 @@ static void connect_upstream(torii_client_t *c, bool fresh)
     }
     up->client = c;
     c->up = up;
-    send_request_head(c, up);
+    torii_step_upstream_head(&up->out, r, w->conf);
     torii_upstream_update_timer(up);
     torii_driver_body(c);
-}
-
-/* The path the router sees: the client's, unless escapes or dot segments
- * make the normal form differ (then a copy). */
-static bool normal_path(torii_request_t *r, const char **why)
-{
-    torii_str_t p = r->head.path;
-    int n;
-    bool plain = !memchr(p.p, '%', p.n);
-    for (size_t i = 0; plain && i + 1 < p.n; i++)
-        plain = !(p.p[i] == '/' && p.p[i + 1] == '.');
-    if (plain && p.n > 0 && p.p[0] == '/') {
-        r->path = p;
-        return true;
-    }
-    if (!r->path_buf && !(r->path_buf = malloc(p.n + 1)))
-        abort();
-    n = torii_path_normalise(p, r->path_buf, why);
-    if (n < 0)
-        return false;
-    r->path = torii_str(r->path_buf, (size_t)n);
-    return true;
 }
 
 /* Match the request to a route, or answer it (400, 404). */
 static bool route_request(torii_client_t *c)
 {
     torii_request_t *r = c->req;
-    const torii_http_head_t *h = &r->head;
-    char host[256];
     const char *why;
-    torii_str_t raw_host = h->authority.n   ? h->authority
-                           : h->f.host >= 0 ? torii_str_trim(h->headers[h->f.host].value)
-                                            : torii_str(NULL, 0);
-    torii_route_req_t q;
-    if (h->path.n == 1 && h->path.p[0] == '*') { /* OPTIONS *: valid, but no route is for it */
-        torii_client_error(c, 404, "no route matches the request");
-        return false;
-    }
-    if (!normal_path(r, &why)) {
-        torii_log_info("client %s: %s, request_id: %s", c->ip, why, r->id);
-        torii_client_error(c, 400, why);
-        return false;
-    }
-    q.method = h->method;
-    q.x = (torii_expr_req_t){
-        .method = h->method_name,
-        .uri = r->path,
-        .request_uri = h->target,
-        .host = torii_str(host, raw_host.n <= sizeof host ? torii_host_normalise(raw_host, host) : 0),
-        .query = h->query,
-        .headers = h->headers,
-        .nheaders = h->nheaders,
-        .client = c->peer16,
-        .client_text = torii_str(c->ip, strlen(c->ip)),
-    };
-    if (!torii_router_match(c->w->router, &q, &r->match)) {
-        torii_client_error(c, 404, "no route matches the request");
-        return false;
-    }
-    r->route = r->match.route;
+    int status;
     r->client_ip = c->ip;
     r->client16 = c->peer16;
-    return true;
+    status = torii_step_route(c->w->router, r, &why);
+    if (status == TORII_OK)
+        return true;
+    if (status == 400)
+        torii_log_info("client %s: %s, request_id: %s", c->ip, why, r->id);
+    torii_client_error(c, status, why);
+    return false;
 }
 
 static void proceed_upstream(torii_client_t *c);
@@ -184,30 +117,13 @@ static void proceed_upstream(torii_client_t *c);
  * waiting. */
 static bool run_access_phases(torii_client_t *c)
 {
-    static const int phases[] = {TORII_PHASE_REWRITE, TORII_PHASE_ACCESS};
     torii_request_t *r = c->req;
-    while (r->phase_at < TORII_ARRAY_LEN(phases)) {
-        int rc;
-        if (!r->waiting && !torii_vm_route_runs(c->w->vm, r->route, phases[r->phase_at])) {
-            r->phase_at++; /* no plugin of the chain has this phase: no trip into Lua */
-            continue;
-        }
-        rc = r->waiting ? torii_vm_resume(c->w->vm, r) : torii_vm_run_phase(c->w->vm, r, phases[r->phase_at]);
-        if (rc == TORII_AGAIN) {
-            torii_timer_arm(c->w->loop, &c->wait_timer, r->wait_ms / 1000.0);
-            return false;
-        }
-        if (rc == TORII_DONE) {
-            torii_client_respond(c, r->exit_status, r->resp_edits, r->exit_body);
-            return false;
-        }
-        if (rc != TORII_OK) {
-            torii_client_error(c, 500, "a plugin failed");
-            return false;
-        }
-        r->phase_at++;
+    switch (torii_step_access_phases(c->w->vm, r)) {
+    case TORII_OK: return true;
+    case TORII_AGAIN: torii_timer_arm(c->w->loop, &c->wait_timer, r->wait_ms / 1000.0); return false;
+    case TORII_DONE: torii_client_respond(c, r->exit_status, r->resp_edits, r->exit_body); return false;
+    default: torii_client_error(c, 500, "a plugin failed"); return false;
     }
-    return true;
 }
 
 void torii_driver_wait_over(torii_loop_t *loop, torii_timer_t *t, int revents)
