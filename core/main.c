@@ -2,6 +2,7 @@
  * main.c — the command line:
  *
  *   torii [-c FILE] [-p PREFIX] [-t] [-s quit|stop|reload] [-v] [--help]
+ *   torii test [busted options] [spec files or directories]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,10 +21,12 @@
 #include "shm/zones.h"
 #include "process/master.h"
 #include "process/pidfile.h"
+#include "testmode/testmode.h"
 
 static void usage(FILE *out)
 {
     fprintf(out, "Usage: torii [-c FILE] [-p PREFIX] [-t] [-s SIGNAL] [-v]\n"
+                 "       torii test [busted options] [spec files or directories]\n"
                  "\n"
                  "torii is an HTTP API gateway: a C core with Lua plugins.\n"
                  "\n"
@@ -165,7 +168,10 @@ int main(int argc, char **argv)
     options_t o = {0};
     char err[1024];
     torii_config_t *conf;
-    int rc = parse_args(argc, argv, &o);
+    int rc;
+    if (argc > 1 && strcmp(argv[1], "test") == 0) /* plugins' specs, run in this process */
+        return torii_testmode_main(argc - 1, argv + 1);
+    rc = parse_args(argc, argv, &o);
     if (rc >= 0)
         return rc;
     if (o.signal)

@@ -447,6 +447,11 @@ void torii_vm_fire_timer(torii_vm_t *vm, int id, bool premature)
     call_runtime(vm, "fire_timer", 2);
 }
 
+lua_State *torii_vm_lua(const torii_vm_t *vm)
+{
+    return vm->L;
+}
+
 void torii_vm_request_done(torii_vm_t *vm, torii_request_t *r)
 {
     if (!r->co_ref)

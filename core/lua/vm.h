@@ -60,6 +60,10 @@ void torii_vm_init_worker(torii_vm_t *vm);
 /* A timer of torii.timer fired (premature: the worker is stopping). */
 void torii_vm_fire_timer(torii_vm_t *vm, int id, bool premature);
 
+/* The VM's Lua state, for tools that look into a request's coroutine
+ * (`torii test` reads its ctx). */
+struct lua_State *torii_vm_lua(const torii_vm_t *vm);
+
 /* The request ended: its coroutine goes back to the pool. */
 void torii_vm_request_done(torii_vm_t *vm, torii_request_t *r);
 

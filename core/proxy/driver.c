@@ -354,38 +354,13 @@ static void upstream_invalid(torii_client_t *c, const char *why)
     fail_request(c, 502, "invalid response from the upstream");
 }
 
-/* A HEAD answer carries the headers a GET would have had, so a resource
- * the upstream sends chunked keeps its Transfer-Encoding (with no body). */
-static bool head_of_chunked(const torii_request_t *r)
-{
-    if (r->head.method != TORII_M_HEAD)
-        return false;
-    for (uint32_t i = 0; i < r->resp.nheaders; i++)
-        if (r->resp.headers[i].kind == TORII_H_TRANSFER_ENCODING)
-            return true;
-    return false;
-}
-
 /* The final response head is in r->resp: decide how its body reaches the
  * client and queue the client's head. */
 static bool start_response(torii_client_t *c)
 {
     torii_request_t *r = c->req;
-    torii_body_t *rb = &r->resp_body;
-    bool client10 = r->head.minor == 0;
     torii_response_ctx_t ctx;
-    rb->in = r->resp.f.body;
-    rb->left = r->resp.f.content_length;
-    rb->done = rb->in == TORII_BODY_NONE;
-    /* A body_filter may change the body's length: then it is framed anew. */
-    r->filtered = rb->in != TORII_BODY_NONE && torii_vm_route_filters_body(c->w->vm, r->route);
-    /* Unknown length: HTTP/1.1 clients get it chunked, 1.0 ones a close. */
-    rb->out_chunked = !client10 && (rb->in == TORII_BODY_CHUNKED || rb->in == TORII_BODY_CLOSE || r->filtered);
-    r->close_after |= (client10 && (rb->in == TORII_BODY_CHUNKED || rb->in == TORII_BODY_CLOSE || r->filtered)) ||
-                      !torii_client_may_keep(c) || !r->body.done;
-    ctx = (torii_response_ctx_t){.chunked = rb->out_chunked || (!client10 && head_of_chunked(r)),
-                                 .close = r->close_after,
-                                 .keepalive_10 = client10 && !r->close_after};
+    torii_step_response_framing(c->w->vm, r, torii_client_may_keep(c), &ctx);
     if (torii_vm_route_runs(c->w->vm, r->route, TORII_PHASE_HEADER_FILTER) &&
         torii_vm_run_phase(c->w->vm, r, TORII_PHASE_HEADER_FILTER) != TORII_OK) {
         fail_request(c, 500, "a plugin failed");

@@ -4,6 +4,7 @@
 
 #include "base/common.h"
 #include "http/forward.h"
+#include "http/hdrkind.h"
 #include "lua/ffi.h"
 #include "proxy/steps.h"
 
@@ -97,4 +98,34 @@ void torii_step_upstream_head(torii_buf_t *out, const torii_request_t *r, const 
         .host = r->up_host,
     };
     torii_forward_request_head(out, &r->head, &ctx);
+}
+
+/* A HEAD answer carries the headers a GET would have had, so a resource
+ * the upstream sends chunked keeps its Transfer-Encoding (with no body). */
+static bool head_of_chunked(const torii_request_t *r)
+{
+    if (r->head.method != TORII_M_HEAD)
+        return false;
+    for (uint32_t i = 0; i < r->resp.nheaders; i++)
+        if (r->resp.headers[i].kind == TORII_H_TRANSFER_ENCODING)
+            return true;
+    return false;
+}
+
+void torii_step_response_framing(const torii_vm_t *vm, torii_request_t *r, bool may_keep, torii_response_ctx_t *ctx)
+{
+    torii_body_t *rb = &r->resp_body;
+    bool client10 = r->head.minor == 0;
+    rb->in = r->resp.f.body;
+    rb->left = r->resp.f.content_length;
+    rb->done = rb->in == TORII_BODY_NONE;
+    /* A body_filter may change the body's length: then it is framed anew. */
+    r->filtered = rb->in != TORII_BODY_NONE && torii_vm_route_filters_body(vm, r->route);
+    /* Unknown length: HTTP/1.1 clients get it chunked, 1.0 ones a close. */
+    rb->out_chunked = !client10 && (rb->in == TORII_BODY_CHUNKED || rb->in == TORII_BODY_CLOSE || r->filtered);
+    r->close_after |= (client10 && (rb->in == TORII_BODY_CHUNKED || rb->in == TORII_BODY_CLOSE || r->filtered)) ||
+                      !may_keep || !r->body.done;
+    *ctx = (torii_response_ctx_t){.chunked = rb->out_chunked || (!client10 && head_of_chunked(r)),
+                                  .close = r->close_after,
+                                  .keepalive_10 = client10 && !r->close_after};
 }

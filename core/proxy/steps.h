@@ -35,4 +35,13 @@ int torii_step_access_phases(torii_vm_t *vm, torii_request_t *r);
  * edits (headers, target, method, Host) and the forwarding headers. */
 void torii_step_upstream_head(torii_buf_t *out, const torii_request_t *r, const torii_config_t *conf);
 
+/*
+ * The final response head is in r->resp: how its body reaches the client
+ * (r->resp_body, r->filtered, r->close_after) and the framing of the
+ * client's head (*ctx, whose edits are for the caller to add once
+ * header_filter has run). may_keep: the client connection may carry
+ * another request.
+ */
+void torii_step_response_framing(const torii_vm_t *vm, torii_request_t *r, bool may_keep, torii_response_ctx_t *ctx);
+
 #endif
