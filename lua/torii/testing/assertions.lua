@@ -120,9 +120,10 @@ local function header_check(get)
   end
 end
 
--- The mock upstream's echo (torii.testing's build/mock-upstream) or the
--- in-process view of the upstream request.
-local function upstream_header_of(res, name)
+--- A header of the request the upstream got (repeats joined with ", "),
+--- or nil: from res.upstream (torii.test) or from the echo of the mock
+--- upstream (build/mock-upstream) in res.body.
+function M.upstream_header(res, name)
   if type(res) ~= "table" then return nil end
   if type(res.upstream) == "table" then return header_of(res.upstream, name) end
   local ok, doc = pcall(require("cjson").decode, res.body or "")
@@ -170,7 +171,7 @@ end
 
 register("status", status)
 register("header", header_check(header_of))
-register("upstream_header", header_check(upstream_header_of))
+register("upstream_header", header_check(M.upstream_header))
 register("clean_log", clean_log)
 register("logged", logged)
 

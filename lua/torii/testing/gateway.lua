@@ -137,6 +137,16 @@ function gateway.rmdir(path)
   os_execute("rm -rf " .. shell_quote(path))
 end
 
+--- The absolute path of `rel` (default ".") taken from the directory of
+--- the file that calls this: plugin_dirs = { gateway.here("..") } in a
+--- plugin's spec/ names the plugin's directory.
+function gateway.here(rel)
+  local src = (debug.getinfo(2, "S") or {}).source or ""
+  local dir = src:sub(1, 1) == "@" and (src:sub(2):match("^(.*)/[^/]*$") or ".") or "."
+  if dir:sub(1, 1) ~= "/" then dir = (proc.getcwd() or ".") .. "/" .. dir end
+  return rel and rel ~= "." and (dir .. "/" .. rel) or dir
+end
+
 function gateway.bin()
   return os_getenv("TORII_BIN") or (ROOT .. "/build/torii")
 end
