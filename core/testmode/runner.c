@@ -92,9 +92,10 @@ static void set_globals(lua_State *L, int argc, char **argv, const char *dir)
 static int run_busted(lua_State *L)
 {
     static const char chunk[] = "require 'busted.runner'({ standalone = false })";
-    /* A file name ("@torii"), so that busted ends with error(), not
-     * os.exit(), and the process can clean up after it. */
-    if (luaL_loadbuffer(L, chunk, sizeof chunk - 1, "@torii") != 0 || lua_pcall(L, 0, 0, 0) != 0) {
+    /* A file name ("@torii test", which busted shows as its own name), so
+     * that busted ends with error(), not os.exit(), and the process can
+     * clean up after it. */
+    if (luaL_loadbuffer(L, chunk, sizeof chunk - 1, "@torii test") != 0 || lua_pcall(L, 0, 0, 0) != 0) {
         const char *msg = lua_tostring(L, -1);
         if (msg)
             fprintf(stderr, "torii test: %s\n", msg);
@@ -108,11 +109,12 @@ int torii_testmode_main(int argc, char **argv)
     char home[PATH_MAX], dir[PATH_MAX], path[PATH_MAX + 16], err[TORII_ERRLEN];
     lua_State *L;
     int rc;
-    if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0))
-        printf("Usage: torii test [busted options] [spec files or directories]\n\n"
-               "Runs busted specs inside torii: `require \"torii.test\"` builds gateways from a\n"
-               "configuration and runs requests through their plugins in this process.\n"
-               "Busted's own options follow:\n\n");
+    if (argc > 1 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+        printf("torii test runs busted specs inside torii: `require \"torii.test\"` builds gateways\n"
+               "from a configuration and runs requests through their plugins in this process.\n"
+               "Busted's own options follow.\n\n");
+        fflush(stdout); /* before busted's text, which goes to stderr */
+    }
     if (!torii_vm_home(home, sizeof home)) {
         fprintf(stderr, "torii test: cannot find the Lua runtime (lua/torii/runtime.lua): set TORII_HOME\n");
         return 1;
