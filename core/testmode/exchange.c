@@ -396,7 +396,6 @@ static int l_finish(lua_State *L)
     tm_exchange_t *x = check_exchange(L);
     if (!lua_isnoneornil(L, 2) && x->r->status == 0)
         x->r->status = (int)luaL_checkinteger(L, 2);
-    x->r->response_done = x->r->error == NULL;
     finish(L, x);
     return 1;
 }
