@@ -27,7 +27,7 @@ UNIT_BIN := $(UNIT_SRC:t/unit/%.c=$(BUILD)/unit/%)
 FUZZ_SRC := $(wildcard t/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:t/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps bench-deps build asan run test unit fuzz fuzz-smoke spec lint format bench docs clean help
+.PHONY: all deps bench-deps build asan run test unit fuzz fuzz-smoke spec inprocess lint format bench docs clean help
 
 all: build
 
@@ -38,6 +38,7 @@ help:
 	@echo "make asan       build the ASan/UBSan binary the tests use (build/asan/torii)"
 	@echo "make unit       C unit tests only"
 	@echo "make spec       busted specs only (SPEC=t/integration/foo_spec.lua for one file)"
+	@echo "make inprocess  plugins' in-process specs through build/asan/torii test (SPEC=plugins/spec/x_spec.lua)"
 	@echo "make fuzz       build the fuzz targets (clang, libFuzzer)"
 	@echo "make fuzz-smoke run each fuzz target briefly"
 	@echo "make lint       clang-format check and luacheck"
@@ -137,6 +138,9 @@ format:
 
 spec: deps build asan
 	@bash t/run-specs.sh $(SPEC)
+
+inprocess: deps build asan
+	@bash t/run-inprocess.sh $(SPEC)
 
 test: deps build asan $(UNIT_BIN) $(FUZZ_BIN)
 	@bash t/run-all.sh

@@ -2,6 +2,7 @@
  * main.c — the command line:
  *
  *   torii [-c FILE] [-p PREFIX] [-t] [-s quit|stop|reload] [-v] [--help]
+ *   torii test [busted options] [spec files or directories]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,12 +22,14 @@
 #include "process/control.h"
 #include "process/master.h"
 #include "process/pidfile.h"
+#include "testmode/testmode.h"
 
 #define RELOAD_WAIT 90.0 /* seconds; the master gives up on a worker after 60 */
 
 static void usage(FILE *out)
 {
     fprintf(out, "Usage: torii [-c FILE] [-p PREFIX] [-t] [-s SIGNAL] [-v]\n"
+                 "       torii test [busted options] [spec files or directories]\n"
                  "\n"
                  "torii is an HTTP API gateway: a C core with Lua plugins.\n"
                  "\n"
@@ -184,7 +187,10 @@ int main(int argc, char **argv)
     options_t o = {0};
     char err[1024];
     torii_config_t *conf;
-    int rc = parse_args(argc, argv, &o);
+    int rc;
+    if (argc > 1 && strcmp(argv[1], "test") == 0) /* plugins' specs, run in this process */
+        return torii_testmode_main(argc - 1, argv + 1);
+    rc = parse_args(argc, argv, &o);
     if (rc >= 0)
         return rc;
     if (o.signal)

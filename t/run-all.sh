@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make test`: C unit tests, a short fuzz run, lint, then every busted spec
-# (Lua units and integration specs against the ASan/UBSan build). Each
-# stage prints its own "N passed, N failed"; the last line is the total.
+# `make test`: C unit tests, a short fuzz run, lint, every busted spec (Lua
+# units and integration specs against the ASan/UBSan build), then the
+# in-process specs `torii test` runs. Each stage prints its own
+# "N passed, N failed"; the last line is the total.
 set -u
 cd "$(dirname "$0")/.."
 total_pass=0 total_fail=0
@@ -35,18 +36,31 @@ echo "== lint"
 bash t/run-lint.sh 2>&1 | tee "$log_dir/lint.log"
 add_counts lint "$log_dir/lint.log"
 
-echo "== specs"
-bash t/run-specs.sh 2>&1 | tee "$log_dir/specs.log"
-line=$(grep -E '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' "$log_dir/specs.log" | tail -1)
-if [ -n "$line" ]; then
+add_busted() { # stage name, its output file, its exit status
+  local line s f e
+  line=$(grep -E '[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors?' "$2" | tail -1)
+  if [ -z "$line" ]; then
+    echo "$1: no summary (busted crashed)"; total_fail=$((total_fail + 1)); return
+  fi
   s=$(echo "$line" | sed -E 's/^[^0-9]*([0-9]+) success.*/\1/')
   f=$(echo "$line" | sed -E 's/.* ([0-9]+) failures? .*/\1/')
   e=$(echo "$line" | sed -E 's/.* ([0-9]+) errors? .*/\1/')
-  echo "specs: $s passed, $((f + e)) failed"
+  # Failing specs make busted exit non-zero; a clean run that still does
+  # (a sanitizer report at exit) counts as one failure more.
+  if [ "$3" != 0 ] && [ $((f + e)) = 0 ]; then
+    echo "$1: exit status $3 after a clean run (see $2)"; e=1
+  fi
+  echo "$1: $s passed, $((f + e)) failed"
   total_pass=$((total_pass + s)); total_fail=$((total_fail + f + e))
-else
-  echo "specs: no summary (busted crashed)"; total_fail=$((total_fail + 1))
-fi
+}
+
+echo "== specs"
+bash t/run-specs.sh 2>&1 | tee "$log_dir/specs.log"
+add_busted specs "$log_dir/specs.log" 0
+
+echo "== in-process specs (torii test)"
+bash t/run-inprocess.sh 2>&1 | tee "$log_dir/inprocess.log"
+add_busted "in-process specs" "$log_dir/inprocess.log" "${PIPESTATUS[0]}"
 
 echo "$total_pass passed, $total_fail failed"
 [ "$total_fail" = 0 ]

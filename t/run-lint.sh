@@ -9,7 +9,7 @@ if clang-format --dry-run --Werror $c_files 2> build/lint-format.log; then
 else
   head -40 build/lint-format.log; echo "lint: clang-format found differences (run 'make format')"; failed=$((failed + 1))
 fi
-lua_dirs=$(ls -d t lua plugins bench 2>/dev/null)
+lua_dirs=$(ls -d t lua plugins bench examples 2>/dev/null)
 if luacheck -q $lua_dirs > build/lint-luacheck.log 2>&1; then
   echo "lint: luacheck clean"; passed=$((passed + 1))
 else

@@ -351,12 +351,14 @@ static const torii_field_t top_fields[] = {
     {"consumers", dec_consumers, 0, 0, 0, NULL, false},
     {"shared_dicts", dec_shared_dicts, 0, 0, 0, NULL, false},
     {"services", torii_dec_services, 0, 0, 0, NULL, false},
+    {"upstreams", torii_dec_upstreams, 0, 0, 0, NULL, false},
     {0},
 };
 
 /* What an included file may declare. */
 static const torii_field_t include_fields[] = {
     {"routes", torii_dec_routes, 0, 0, 0, NULL, false},
+    {"upstreams", torii_dec_upstreams, 0, 0, 0, NULL, false},
     {0},
 };
 

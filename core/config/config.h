@@ -24,14 +24,38 @@ typedef struct {
 } torii_timeouts_t;
 
 typedef struct {
-    char *text; /* "host:port" as written */
+    char *text; /* "host:port" */
     char *host;
     uint16_t port;
     torii_addr_t addr;  /* resolved at load */
     char addr_text[64]; /* the resolved address, for logs: "127.0.0.1:9000" */
+    uint32_t weight;    /* default 1; 0: never chosen */
+    char *id;           /* optional name of the node */
+    char *retry_to;     /* optional: where its retries go */
 } torii_node_conf_t;
 
 struct torii_expr_s;
+struct torii_expr_var_s;
+struct torii_cnode_s;
+
+/* What chash hashes (upstream `hash_on`). */
+enum { TORII_HASH_VARS, TORII_HASH_HEADER, TORII_HASH_COOKIE, TORII_HASH_CONSUMER };
+
+/* An upstream: declared in `upstreams:` (id set), or inline in a route or
+ * service. Its index is its balancer's in each generation. */
+typedef struct torii_upstream_conf_s {
+    char *id;
+    const char *type; /* "roundrobin", "least_conn", "chash", "ewma" */
+    uint8_t hash_on;
+    const struct torii_cnode_s *key;
+    struct torii_expr_var_s *key_var; /* chash, hash_on vars/header/cookie */
+    torii_node_conf_t *nodes;
+    uint32_t nnodes;
+    uint32_t index;
+    bool declared; /* in upstreams: */
+    const char *file;
+    int line;
+} torii_upstream_conf_t;
 
 typedef struct {
     char *id;
@@ -48,6 +72,8 @@ typedef struct {
     uint32_t order;                      /* declaration order across all files */
     const struct torii_cnode_s *plugins; /* `plugins:` map, checked by the Lua runtime */
     char *service_id;                    /* `service_id:`, or NULL */
+    char *upstream_id;                   /* `upstream_id:`, or NULL */
+    torii_upstream_conf_t *upstream;     /* its upstream (nodes below are its nodes) */
     uint32_t service;                    /* its index in services + 1 (0: none) */
     torii_node_conf_t *nodes;
     uint32_t nnodes;
@@ -110,6 +136,8 @@ typedef struct {
      * (id, nodes, plugins, file, line; the rest unused). */
     torii_route_conf_t *services;
     uint32_t nservices;
+    torii_upstream_conf_t **upstreams; /* declared and inline ones, by index */
+    uint32_t nupstreams, upstreams_cap;
     bool watch;          /* reload when a configuration or plugin file changes */
     char **include_dirs; /* where the include patterns look (for the watcher) */
     uint32_t ninclude_dirs;

@@ -29,6 +29,13 @@ bool torii_dec_routes(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const 
  * language), keeping each in its node's `compiled`. */
 bool torii_compile_plugin_filters(torii_dctx_t *c, const torii_cnode_t *plugins);
 
+/* Upstreams (upstreams.c): `upstreams:`, an inline `upstream:` (dst: a
+ * route or service), linking `upstream_id`, and the final checks. */
+bool torii_dec_upstreams(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f);
+bool torii_dec_upstream_inline(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f);
+bool torii_upstreams_link(torii_dctx_t *c, torii_config_t *conf, torii_route_conf_t *r, const char *what);
+bool torii_upstreams_finish(torii_dctx_t *c, torii_config_t *conf);
+
 /* After every file is read: fill route defaults, reject duplicate ids. */
 bool torii_routes_finish(torii_dctx_t *c, torii_config_t *conf);
 

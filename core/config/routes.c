@@ -66,41 +66,6 @@ static bool dec_uris(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const t
     return true;
 }
 
-static bool dec_node(torii_dctx_t *c, const torii_cnode_t *n, torii_node_conf_t *node)
-{
-    char host[256], err[TORII_ERRLEN];
-    const char *why;
-    if (n->type != TORII_CN_STR)
-        return torii_dctx_fail(c, n, "must be a \"host:port\" string, got %s", torii_cnode_type_name(n->type));
-    if (!torii_addr_split(n->text, host, sizeof host, &node->port, false, &why) || host[0] == '\0')
-        return torii_dctx_fail(c, n, "invalid node \"%s\": %s", n->text, host[0] ? why : "expected host:port");
-    if (!torii_addr_resolve(host, node->port, &node->addr, err, sizeof err))
-        return torii_dctx_fail(c, n, "%s", err);
-    torii_addr_format((const struct sockaddr *)&node->addr.sa, node->addr_text, sizeof node->addr_text);
-    node->text = torii_pstrndup(c->pool, n->text, n->len);
-    node->host = torii_pstrdup(c->pool, host);
-    return true;
-}
-
-static bool dec_nodes(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
-{
-    torii_route_conf_t *r = dst;
-    (void)f;
-    if (!torii_dec_expect(c, n, TORII_CN_SEQ))
-        return false;
-    if (n->n == 0)
-        return torii_dctx_fail(c, n, "must list at least one node");
-    r->nodes = torii_palloc(c->pool, sizeof *r->nodes * n->n);
-    for (size_t i = 0; i < n->n; i++) {
-        size_t mark = torii_dctx_push_index(c, i);
-        if (!dec_node(c, n->items[i], &r->nodes[i]))
-            return false;
-        torii_dctx_pop(c, mark);
-    }
-    r->nnodes = (uint32_t)n->n;
-    return true;
-}
-
 /* Exact "api.example.com" or leading wildcard "*.example.com"; stored
  * lowercased; no port (the request's port is ignored when matching). */
 static bool check_host(torii_dctx_t *c, const torii_cnode_t *n, char **out)
@@ -301,11 +266,6 @@ static bool dec_note(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const t
     return torii_dec_expect(c, n, TORII_CN_STR);
 }
 
-static const torii_field_t upstream_fields[] = {
-    {"nodes", dec_nodes, 0, 0, 0, NULL, true},
-    {0},
-};
-
 static const torii_field_t route_fields[] = {
     {"id", torii_dec_string, offsetof(torii_route_conf_t, id), 1, 0, NULL, true},
     {"name", torii_dec_string, offsetof(torii_route_conf_t, name), 0, 0, NULL, false},
@@ -320,7 +280,8 @@ static const torii_field_t route_fields[] = {
     {"vars", dec_vars, 0, 0, 0, NULL, false},
     {"priority", dec_priority, 0, 0, 0, NULL, false},
     {"plugins", dec_plugins, 0, 0, 0, NULL, false},
-    {"upstream", torii_dec_object, 0, 0, 0, upstream_fields, false},
+    {"upstream", torii_dec_upstream_inline, 0, 0, 0, NULL, false},
+    {"upstream_id", torii_dec_string, offsetof(torii_route_conf_t, upstream_id), 1, 0, NULL, false},
     {"service_id", torii_dec_string, offsetof(torii_route_conf_t, service_id), 1, 0, NULL, false},
     {"timeout", torii_dec_object, offsetof(torii_route_conf_t, timeout), 0, 0, torii_timeout_fields, false},
     {"max_body_size", torii_dec_size, offsetof(torii_route_conf_t, max_body_size), 0, 1LL << 62, NULL, false},
@@ -332,7 +293,8 @@ static const torii_field_t service_fields[] = {
     {"name", torii_dec_string, offsetof(torii_route_conf_t, name), 0, 0, NULL, false},
     {"desc", dec_note, 0, 0, 0, NULL, false},
     {"plugins", dec_plugins, 0, 0, 0, NULL, false},
-    {"upstream", torii_dec_object, 0, 0, 0, upstream_fields, false},
+    {"upstream", torii_dec_upstream_inline, 0, 0, 0, NULL, false},
+    {"upstream_id", torii_dec_string, offsetof(torii_route_conf_t, upstream_id), 1, 0, NULL, false},
     {0},
 };
 
@@ -373,8 +335,8 @@ static bool dec_route(torii_dctx_t *c, const torii_cnode_t *n, torii_route_conf_
         return torii_dctx_fail(c, n, "give either \"uri\" or \"uris\", not both");
     if (!r->uris)
         return torii_dctx_fail(c, n, "missing required key \"uri\" (or \"uris\")");
-    if (!r->nodes && !r->service_id)
-        return torii_dctx_fail(c, n, "missing required key \"upstream\" (or \"service_id\")");
+    if (!r->nodes && !r->service_id && !r->upstream_id)
+        return torii_dctx_fail(c, n, "missing required key \"upstream\" (or \"upstream_id\" or \"service_id\")");
     if (torii_cnode_get(n, "host") && torii_cnode_get(n, "hosts"))
         return torii_dctx_fail(c, n, "give either \"host\" or \"hosts\", not both");
     if (torii_cnode_get(n, "remote_addr") && torii_cnode_get(n, "remote_addrs"))
@@ -424,6 +386,8 @@ static void fill_defaults(torii_route_conf_t *r, const torii_config_t *conf)
  * upstream takes the service's. */
 static bool link_service(torii_dctx_t *c, torii_config_t *conf, torii_route_conf_t *r)
 {
+    if (!torii_upstreams_link(c, conf, r, "route"))
+        return false;
     if (r->service_id) {
         for (uint32_t s = 0; s < conf->nservices && !r->service; s++)
             if (strcmp(conf->services[s].id, r->service_id) == 0)
@@ -434,6 +398,7 @@ static bool link_service(torii_dctx_t *c, torii_config_t *conf, torii_route_conf
             return false;
         }
         if (!r->nodes) {
+            r->upstream = conf->services[r->service - 1].upstream;
             r->nodes = conf->services[r->service - 1].nodes;
             r->nnodes = conf->services[r->service - 1].nnodes;
         }
@@ -463,6 +428,11 @@ bool torii_routes_finish(torii_dctx_t *c, torii_config_t *conf)
     while (cap < (size_t)conf->nroutes * 2)
         cap *= 2;
     seen = torii_palloc(c->pool, cap * sizeof *seen);
+    if (!torii_upstreams_finish(c, conf))
+        return false;
+    for (uint32_t s = 0; s < conf->nservices; s++)
+        if (!torii_upstreams_link(c, conf, &conf->services[s], "service"))
+            return false;
     for (uint32_t i = 0; i < conf->nroutes; i++) {
         torii_route_conf_t *r = &conf->routes[i];
         size_t k = id_hash(r->id) & (cap - 1);

@@ -55,6 +55,18 @@ static inline void torii_loop_run(torii_loop_t *loop)
     ev_run(loop, 0);
 }
 
+/* One pass: wait for events (at most until the next timer), handle them. */
+static inline void torii_loop_run_once(torii_loop_t *loop)
+{
+    ev_run(loop, EVRUN_ONCE);
+}
+
+/* Refresh the loop's cached time (after time passed outside the loop). */
+static inline void torii_loop_update_now(torii_loop_t *loop)
+{
+    ev_now_update(loop);
+}
+
 static inline void torii_loop_break(torii_loop_t *loop)
 {
     ev_break(loop, EVBREAK_ALL);

@@ -39,6 +39,9 @@ typedef struct torii_request_s {
     torii_str_t path;          /* normalised path the route was matched on */
     char *path_buf;            /* its storage when it differs from head.path */
     const torii_node_conf_t *node;
+    int node_index;         /* in its upstream's nodes, for the balancer */
+    bool balanced;          /* the balancer counted a try on node_index */
+    torii_str_t consumer;   /* set by an authentication plugin (chash on consumer) */
     torii_body_t body;      /* client -> upstream */
     torii_http_head_t resp; /* upstream response head (slices valid while parsing) */
     torii_body_t resp_body; /* upstream -> client */

@@ -59,3 +59,18 @@ void torii_error_response(torii_buf_t *out, int status, const char *why, const c
     if (!head)
         torii_buf_append(out, body, (size_t)n);
 }
+
+void torii_exit_response(torii_buf_t *out, int status, const struct torii_hdr_edit_s *headers, const char *body,
+                         size_t blen, bool close, bool head)
+{
+    torii_buf_printf(out, "HTTP/1.1 %d %s\r\n", status, torii_status_reason(status));
+    torii_put_header_edits(out, headers);
+    /* 204 and 304 have no body, and 204 no Content-Length (RFC 9110 8.6). */
+    if (status == 204 || status == 304)
+        blen = 0;
+    if (status != 204)
+        torii_buf_printf(out, "Content-Length: %zu\r\n", blen);
+    torii_buf_printf(out, "%s\r\n", close ? "Connection: close\r\n" : "");
+    if (!head)
+        torii_buf_append(out, body, blen);
+}

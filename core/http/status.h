@@ -21,4 +21,10 @@ struct torii_hdr_edit_s;
 void torii_error_response(torii_buf_t *out, int status, const char *why, const char *request_id, bool close, bool head,
                           const struct torii_hdr_edit_s *extra);
 
+/* Append a plugin's answer (torii.response.exit): status line, the header
+ * lines its edits leave, Content-Length (none for 204), `Connection: close`
+ * when close is set, then the body (none for 204, 304 and HEAD). */
+void torii_exit_response(torii_buf_t *out, int status, const struct torii_hdr_edit_s *headers, const char *body,
+                         size_t blen, bool close, bool head);
+
 #endif

@@ -298,6 +298,13 @@ int torii_ffi_up_host(struct torii_request_s *r, const char *p, size_t n)
     return TORII_FFI_OK;
 }
 
+int torii_ffi_req_set_consumer(struct torii_request_s *r, const char *p, size_t n)
+{
+    CHECK_REQ(r);
+    r->consumer = torii_str(torii_pstrndup(request_pool(r), p, n), n);
+    return TORII_FFI_OK;
+}
+
 int torii_ffi_resp_header(struct torii_request_s *r, int op, const char *name, size_t nlen, const char *value,
                           size_t vlen)
 {

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TORII_FFI_ABI 2
+#define TORII_FFI_ABI 3
 
 /* Return codes. */
 #define TORII_FFI_OK        0
@@ -78,6 +78,10 @@ int torii_ffi_up_target(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_up_get_target(struct torii_request_s *r, const char **p, size_t *n);
 int torii_ffi_up_method(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_up_host(struct torii_request_s *r, const char *p, size_t n);
+
+/* The request's consumer, once an authentication plugin knows it (for
+ * upstreams that hash on the consumer). */
+int torii_ffi_req_set_consumer(struct torii_request_s *r, const char *p, size_t n);
 
 /* The response: its headers (op as above; rewrite, access, header_filter),
  * its status (header_filter: the upstream's; log: what the client got), or

@@ -543,6 +543,11 @@ void torii_vm_resume_task(torii_vm_t *vm, int task)
     call_runtime(vm, "resume_task", 1);
 }
 
+lua_State *torii_vm_lua(const torii_vm_t *vm)
+{
+    return vm->L;
+}
+
 void torii_vm_request_done(torii_vm_t *vm, torii_request_t *r)
 {
     if (!r->co_ref)

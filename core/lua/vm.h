@@ -15,6 +15,10 @@
 
 typedef struct torii_vm_s torii_vm_t;
 
+/* Where lua/ and plugins/ are: $TORII_HOME, else the first directory up
+ * from the executable (build/torii, build/asan/torii) that has them. */
+bool torii_vm_home(char *out, size_t cap);
+
 /*
  * A VM for a configuration: every plugin loaded, every plugin's
  * configuration checked against its schema, every route's chain built.
@@ -63,9 +67,6 @@ size_t torii_vm_memory(const torii_vm_t *vm);
  * Then the worker replaces it with a fresh one (worker_reload.c). */
 bool torii_vm_over_limit(torii_vm_t *vm);
 
-/* Where lua/ and plugins/ are ($TORII_HOME, or found from the binary). */
-bool torii_vm_home(char *out, size_t cap);
-
 /* The VM whose Lua is running now (NULL when none is): FFI functions
  * that keep state per VM (timers) use it. */
 torii_vm_t *torii_vm_active(void);
@@ -77,6 +78,10 @@ bool torii_vm_retired(const torii_vm_t *vm);
 
 /* A timer callback's run that waits (core/lua/wait.c) is due: resume it. */
 void torii_vm_resume_task(torii_vm_t *vm, int task);
+
+/* The VM's Lua state, for tools that look into a request's coroutine
+ * (`torii test` reads its ctx). */
+struct lua_State *torii_vm_lua(const torii_vm_t *vm);
 
 /* The request ended: its coroutine goes back to the pool. */
 void torii_vm_request_done(torii_vm_t *vm, torii_request_t *r);

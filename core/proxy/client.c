@@ -206,16 +206,7 @@ void torii_client_respond(torii_client_t *c, int status, const torii_hdr_edit_t 
     r->status = status;
     r->close_after |= !r->body.done || !torii_client_may_keep(c);
     r->response_started = r->response_done = true;
-    torii_buf_printf(&c->out, "HTTP/1.1 %d %s\r\n", status, torii_status_reason(status));
-    torii_put_header_edits(&c->out, headers);
-    /* 204 and 304 have no body, and 204 no Content-Length (RFC 9110 8.6). */
-    if (status == 204 || status == 304)
-        body.n = 0;
-    if (status != 204)
-        torii_buf_printf(&c->out, "Content-Length: %zu\r\n", body.n);
-    torii_buf_printf(&c->out, "%s\r\n", r->close_after ? "Connection: close\r\n" : "");
-    if (r->head.method != TORII_M_HEAD)
-        torii_buf_append(&c->out, body.p, body.n);
+    torii_exit_response(&c->out, status, headers, body.p, body.n, r->close_after, r->head.method == TORII_M_HEAD);
     if (torii_client_flush(c) == TORII_OK)
         torii_client_request_done(c);
 }

@@ -24,6 +24,8 @@
 #include "proxy/client.h"
 #include "proxy/driver.h"
 #include "proxy/gen.h"
+#include "proxy/pick.h"
+#include "proxy/steps.h"
 #include "proxy/upstream.h"
 #include "proxy/worker.h"
 
@@ -69,35 +71,16 @@ static void fail_request(torii_client_t *c, int status, const char *why)
     torii_client_close(c, true);
 }
 
-static void send_request_head(torii_client_t *c, torii_upstream_t *up)
-{
-    const torii_config_t *conf = c->w->conf;
-    torii_request_t *r = c->req;
-    torii_forward_ctx_t ctx = {
-        .client_ip = c->ip,
-        .client_ip16 = c->peer16,
-        .trusted = torii_cidr_list_match(conf->trusted_proxies, conf->ntrusted, c->peer16),
-        .trusted_list = conf->trusted_proxies,
-        .ntrusted = conf->ntrusted,
-        .scheme = "http",
-        .default_host = r->node->text,
-        .chunked = r->body.out_chunked,
-        .edits = r->up_edits,
-        .target = r->up_target,
-        .method = r->up_method,
-        .host = r->up_host,
-    };
-    torii_forward_request_head(&up->out, &r->head, &ctx);
-}
-
 static void connect_upstream(torii_client_t *c, bool fresh)
 {
     torii_worker_t *w = c->w;
     torii_request_t *r = c->req;
     const torii_route_conf_t *route = r->route;
     torii_upstream_t *up;
-    if (!fresh) /* interim balancing: round robin over the route's nodes */
-        r->node = &route->nodes[r->gen->rr[route - r->gen->conf->routes]++ % route->nnodes];
+    if (!fresh && !torii_pick_node(r)) {
+        torii_client_error(c, 503, "no upstream node can take the request");
+        return;
+    }
     r->tries++;
     r->t_upstream = torii_loop_now(w->loop);
     up = fresh ? torii_upstream_connect(w, &r->node->addr) : torii_upstream_get(w, &r->node->addr);
@@ -109,73 +92,26 @@ static void connect_upstream(torii_client_t *c, bool fresh)
     }
     up->client = c;
     c->up = up;
-    send_request_head(c, up);
+    torii_step_upstream_head(&up->out, r, w->conf);
     torii_upstream_update_timer(up);
     torii_driver_body(c);
-}
-
-/* The path the router sees: the client's, unless escapes or dot segments
- * make the normal form differ (then a copy). */
-static bool normal_path(torii_request_t *r, const char **why)
-{
-    torii_str_t p = r->head.path;
-    int n;
-    bool plain = !memchr(p.p, '%', p.n);
-    for (size_t i = 0; plain && i + 1 < p.n; i++)
-        plain = !(p.p[i] == '/' && p.p[i + 1] == '.');
-    if (plain && p.n > 0 && p.p[0] == '/') {
-        r->path = p;
-        return true;
-    }
-    if (!r->path_buf && !(r->path_buf = malloc(p.n + 1)))
-        abort();
-    n = torii_path_normalise(p, r->path_buf, why);
-    if (n < 0)
-        return false;
-    r->path = torii_str(r->path_buf, (size_t)n);
-    return true;
 }
 
 /* Match the request to a route, or answer it (400, 404). */
 static bool route_request(torii_client_t *c)
 {
     torii_request_t *r = c->req;
-    const torii_http_head_t *h = &r->head;
-    char host[256];
     const char *why;
-    torii_str_t raw_host = h->authority.n   ? h->authority
-                           : h->f.host >= 0 ? torii_str_trim(h->headers[h->f.host].value)
-                                            : torii_str(NULL, 0);
-    torii_route_req_t q;
-    if (h->path.n == 1 && h->path.p[0] == '*') { /* OPTIONS *: valid, but no route is for it */
-        torii_client_error(c, 404, "no route matches the request");
-        return false;
-    }
-    if (!normal_path(r, &why)) {
-        torii_log_info("client %s: %s, request_id: %s", c->ip, why, r->id);
-        torii_client_error(c, 400, why);
-        return false;
-    }
-    q.method = h->method;
-    q.x = (torii_expr_req_t){
-        .method = h->method_name,
-        .uri = r->path,
-        .request_uri = h->target,
-        .host = torii_str(host, raw_host.n <= sizeof host ? torii_host_normalise(raw_host, host) : 0),
-        .query = h->query,
-        .headers = h->headers,
-        .nheaders = h->nheaders,
-        .client = c->peer16,
-        .client_text = torii_str(c->ip, strlen(c->ip)),
-    };
-    if (!torii_router_match(r->gen->router, &q, &r->match)) {
-        torii_client_error(c, 404, "no route matches the request");
-        return false;
-    }
-    r->route = r->match.route;
+    int status;
     r->client_ip = c->ip;
     r->client16 = c->peer16;
-    return true;
+    status = torii_step_route(r->gen->router, r, &why);
+    if (status == TORII_OK)
+        return true;
+    if (status == 400)
+        torii_log_info("client %s: %s, request_id: %s", c->ip, why, r->id);
+    torii_client_error(c, status, why);
+    return false;
 }
 
 static void proceed_upstream(torii_client_t *c);
@@ -185,30 +121,13 @@ static void proceed_upstream(torii_client_t *c);
  * waiting. */
 static bool run_access_phases(torii_client_t *c)
 {
-    static const int phases[] = {TORII_PHASE_REWRITE, TORII_PHASE_ACCESS};
     torii_request_t *r = c->req;
-    while (r->phase_at < TORII_ARRAY_LEN(phases)) {
-        int rc;
-        if (!r->waiting && !torii_vm_route_runs(r->gen->vm, r->route, phases[r->phase_at])) {
-            r->phase_at++; /* no plugin of the chain has this phase: no trip into Lua */
-            continue;
-        }
-        rc = r->waiting ? torii_vm_resume(r->gen->vm, r) : torii_vm_run_phase(r->gen->vm, r, phases[r->phase_at]);
-        if (rc == TORII_AGAIN) {
-            torii_timer_arm(c->w->loop, &c->wait_timer, r->wait_ms / 1000.0);
-            return false;
-        }
-        if (rc == TORII_DONE) {
-            torii_client_respond(c, r->exit_status, r->resp_edits, r->exit_body);
-            return false;
-        }
-        if (rc != TORII_OK) {
-            torii_client_error(c, 500, "a plugin failed");
-            return false;
-        }
-        r->phase_at++;
+    switch (torii_step_access_phases(r->gen->vm, r)) {
+    case TORII_OK: return true;
+    case TORII_AGAIN: torii_timer_arm(c->w->loop, &c->wait_timer, r->wait_ms / 1000.0); return false;
+    case TORII_DONE: torii_client_respond(c, r->exit_status, r->resp_edits, r->exit_body); return false;
+    default: torii_client_error(c, 500, "a plugin failed"); return false;
     }
-    return true;
 }
 
 void torii_driver_wait_over(torii_loop_t *loop, torii_timer_t *t, int revents)
@@ -439,38 +358,13 @@ static void upstream_invalid(torii_client_t *c, const char *why)
     fail_request(c, 502, "invalid response from the upstream");
 }
 
-/* A HEAD answer carries the headers a GET would have had, so a resource
- * the upstream sends chunked keeps its Transfer-Encoding (with no body). */
-static bool head_of_chunked(const torii_request_t *r)
-{
-    if (r->head.method != TORII_M_HEAD)
-        return false;
-    for (uint32_t i = 0; i < r->resp.nheaders; i++)
-        if (r->resp.headers[i].kind == TORII_H_TRANSFER_ENCODING)
-            return true;
-    return false;
-}
-
 /* The final response head is in r->resp: decide how its body reaches the
  * client and queue the client's head. */
 static bool start_response(torii_client_t *c)
 {
     torii_request_t *r = c->req;
-    torii_body_t *rb = &r->resp_body;
-    bool client10 = r->head.minor == 0;
     torii_response_ctx_t ctx;
-    rb->in = r->resp.f.body;
-    rb->left = r->resp.f.content_length;
-    rb->done = rb->in == TORII_BODY_NONE;
-    /* A body_filter may change the body's length: then it is framed anew. */
-    r->filtered = rb->in != TORII_BODY_NONE && torii_vm_route_filters_body(r->gen->vm, r->route);
-    /* Unknown length: HTTP/1.1 clients get it chunked, 1.0 ones a close. */
-    rb->out_chunked = !client10 && (rb->in == TORII_BODY_CHUNKED || rb->in == TORII_BODY_CLOSE || r->filtered);
-    r->close_after |= (client10 && (rb->in == TORII_BODY_CHUNKED || rb->in == TORII_BODY_CLOSE || r->filtered)) ||
-                      !torii_client_may_keep(c) || !r->body.done;
-    ctx = (torii_response_ctx_t){.chunked = rb->out_chunked || (!client10 && head_of_chunked(r)),
-                                 .close = r->close_after,
-                                 .keepalive_10 = client10 && !r->close_after};
+    torii_step_response_framing(r->gen->vm, r, torii_client_may_keep(c), &ctx);
     if (torii_vm_route_runs(r->gen->vm, r->route, TORII_PHASE_HEADER_FILTER) &&
         torii_vm_run_phase(r->gen->vm, r, TORII_PHASE_HEADER_FILTER) != TORII_OK) {
         fail_request(c, 500, "a plugin failed");

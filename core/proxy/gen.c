@@ -8,6 +8,7 @@
 #include "lua/wait.h"
 #include "lua/vm.h"
 #include "proxy/gen.h"
+#include "upstream/balancer.h"
 #include "shm/zones.h"
 
 static uint32_t nalive;
@@ -49,6 +50,30 @@ static void conf_release(conf_ref_t *cref)
     }
 }
 
+/* The balancer of one upstream (per worker, per generation). */
+static torii_balancer_t *balancer_for(const torii_upstream_conf_t *u, char *err, size_t errlen)
+{
+    torii_bnode_t nodes[u->nnodes];
+    char why[256];
+    torii_balancer_t *b;
+    for (uint32_t i = 0; i < u->nnodes; i++)
+        nodes[i] = (torii_bnode_t){.name = u->nodes[i].text, .weight = u->nodes[i].weight};
+    b = torii_balancer_new(u->type, nodes, u->nnodes, NULL, why, sizeof why);
+    if (!b)
+        snprintf(err, errlen, "%s:%d: upstream%s%s: %s", u->file, u->line, u->id ? " " : "", u->id ? u->id : "", why);
+    return b;
+}
+
+static void free_balancers(torii_gen_t *g)
+{
+    if (!g->bal)
+        return;
+    for (uint32_t i = 0; i < g->conf->nupstreams; i++)
+        torii_balancer_free(g->bal[i]);
+    free(g->bal);
+    g->bal = NULL;
+}
+
 static torii_gen_t *build(conf_ref_t *cref, uint64_t id, char *err, size_t errlen)
 {
     torii_config_t *conf = cref->conf;
@@ -67,9 +92,19 @@ static torii_gen_t *build(conf_ref_t *cref, uint64_t id, char *err, size_t errle
         return NULL;
     }
     g->router = torii_router_build(conf);
-    g->rr = calloc(conf->nroutes + 1, sizeof *g->rr);
-    if (!g->router || !g->rr)
+    g->bal = calloc(conf->nupstreams + 1, sizeof *g->bal);
+    if (!g->router || !g->bal)
         abort();
+    for (uint32_t i = 0; i < conf->nupstreams; i++) {
+        if (!(g->bal[i] = balancer_for(conf->upstreams[i], err, errlen))) {
+            free_balancers(g);
+            torii_router_free(g->router);
+            torii_vm_free(g->vm);
+            conf_release(cref);
+            free(g);
+            return NULL;
+        }
+    }
     g->refs = 1; /* current */
     nalive++;
     return g;
@@ -100,7 +135,7 @@ static void gen_free(torii_gen_t *g)
     torii_wait_drop_vm(g->vm);   /* its timer callbacks still waiting never resume */
     torii_vm_free(g->vm);
     torii_router_free(g->router);
-    free(g->rr);
+    free_balancers(g);
     conf_release(g->cref);
     free(g);
     nalive--;

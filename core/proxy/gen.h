@@ -24,9 +24,9 @@ typedef struct torii_gen_s {
     torii_config_t *conf; /* shared by the VMs of the generation */
     struct torii_conf_ref_s *cref;
     torii_router_t *router;
-    struct torii_vm_s *vm; /* the plugins' Lua VM */
-    uint32_t *rr;          /* round-robin position per route */
-    uint32_t refs;         /* requests on it, +1 while it is current */
+    struct torii_vm_s *vm;         /* the plugins' Lua VM */
+    struct torii_balancer_s **bal; /* per upstream (conf->upstreams[i]->index) */
+    uint32_t refs;                 /* requests on it, +1 while it is current */
     bool retired;
 } torii_gen_t;
 

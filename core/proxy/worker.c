@@ -27,6 +27,7 @@
 #include "lua/vm.h"
 #include "base/pool.h"
 #include "proxy/gen.h"
+#include "proxy/pick.h"
 #include "proxy/worker.h"
 #include "proxy/worker_reload.h"
 #include "process/reload_msg.h"
@@ -149,6 +150,7 @@ void torii_worker_request_free(torii_worker_t *w, torii_request_t *r)
         torii_pool_destroy(r->pool);
         r->pool = NULL;
     }
+    torii_pick_done(r, torii_loop_now(w->loop)); /* before the generation may go */
     r->gen = NULL;
     torii_gen_release(gen); /* frees a retired generation with its last request */
     if (r->head.max_headers == w->conf->client.max_headers && w->nfree_reqs < TORII_ARRAY_LEN(w->free_reqs))

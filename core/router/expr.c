@@ -763,3 +763,23 @@ torii_expr_t *torii_expr_compile(torii_dctx_t *c, const torii_cnode_t *n)
     e->n = k.n;
     return e;
 }
+
+/* ---- single variables --------------------------------------------------- */
+
+struct torii_expr_var_s {
+    term_t t;
+};
+
+torii_expr_var_t *torii_expr_var_compile(torii_dctx_t *c, const torii_cnode_t *n)
+{
+    torii_expr_var_t *v = torii_palloc(c->pool, sizeof *v);
+    if (!comp_var(c, n, &v->t))
+        return NULL;
+    return v;
+}
+
+bool torii_expr_var_get(const torii_expr_var_t *v, const torii_expr_req_t *req, char *buf, size_t cap, torii_str_t *out)
+{
+    val_t val;
+    return fetch(&v->t, req, &val) && val_flat(&val, buf, cap, out);
+}

@@ -50,4 +50,15 @@ torii_expr_t *torii_expr_compile(torii_dctx_t *c, const torii_cnode_t *n);
 /* Does the request satisfy the expression? */
 bool torii_expr_eval(const torii_expr_t *e, const torii_expr_req_t *req);
 
+/* One variable of the same language (uri, host, remote_addr, http_NAME,
+ * arg_NAME, cookie_NAME, ...), for what reads a request value by name (an
+ * upstream's chash key). NULL with the error in c when the name is bad. */
+typedef struct torii_expr_var_s torii_expr_var_t;
+torii_expr_var_t *torii_expr_var_compile(torii_dctx_t *c, const torii_cnode_t *n);
+
+/* Its value in req, percent-decoded into buf when needed; false when the
+ * request has none (or it does not fit in buf). */
+bool torii_expr_var_get(const torii_expr_var_t *v, const torii_expr_req_t *req, char *buf, size_t cap,
+                        torii_str_t *out);
+
 #endif

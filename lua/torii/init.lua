@@ -440,6 +440,8 @@ end
 function torii.consumer.attach(ctx, consumer)
   ctx.consumer = consumer
   ctx.consumer_name = consumer.username
+  local name = tostring(consumer.username)
+  C.torii_ffi_req_set_consumer(C.torii_ffi_request(), name, #name) -- for upstreams hashing on it
   upstream.set_header("X-Consumer-Username", consumer.username)
 end
 

@@ -92,7 +92,7 @@ describe("services", function()
       routes = { { id = "a", uri = "/a", service_id = "s" } } },
       'route "a": service "s" has no upstream, and the route none')
     check_error({ listen = "127.0.0.1:1", routes = { { id = "a", uri = "/a" } } },
-      'routes[0]: missing required key "upstream" (or "service_id")')
+      'routes[0]: missing required key "upstream" (or "upstream_id" or "service_id")')
     check_error({ listen = "127.0.0.1:1", services = { { id = "s", upstream = node }, { id = "s", upstream = node } },
       routes = { { id = "a", uri = "/a", service_id = "s" } } }, 'services[1]: duplicate service id "s"')
     check_error({ listen = "127.0.0.1:1", services = { { id = "s", upstream = node, plugins = { nope = {} } } },

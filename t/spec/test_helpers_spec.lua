@@ -1,14 +1,11 @@
--- Specs for the test helpers in t/lib (proc, http, gateway), without the
+-- Specs for the test helpers in lua/torii/testing (proc, http, gateway), without the
 -- real gateway: responses come from a listening socket inside this process
 -- (the bytes are written before the client reads them) or from a small
 -- luajit server spawned with proc.spawn; the "gateway" is a fake script.
 
-local HERE = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-package.path = HERE .. "/../lib/?.lua;" .. package.path
-
-local proc = require "proc"
-local http = require "http"
-local gateway = require "gateway"
+local proc = require "torii.testing.proc"
+local http = require "torii.testing.http"
+local gateway = require "torii.testing.gateway"
 local socket = require "socket"
 local cjson = require "cjson"
 
@@ -344,7 +341,7 @@ end)
 -- starts one worker (sleep), and writes what FAKE_* variables ask for.
 local FAKE = [[
 package.path = os.getenv("FAKE_LIB") .. "/?.lua;" .. package.path
-local socket, cjson, proc = require "socket", require "cjson", require "proc"
+local socket, cjson, proc = require "socket", require "cjson", require "torii.testing.proc"
 local a, prefix, conf, listen = arg, nil, nil, nil
 for i = 1, #a do
   if a[i] == "-p" then prefix = a[i + 1] elseif a[i] == "-c" then conf = a[i + 1]
@@ -397,7 +394,7 @@ describe("gateway helpers", function()
   end)
 
   local function env(extra)
-    local e = { FAKE_LIB = gateway.root .. "/t/lib" }
+    local e = { FAKE_LIB = gateway.root .. "/lua" }
     for k, v in pairs(extra or {}) do e[k] = v end
     return e
   end

@@ -8,7 +8,7 @@
 -- or -> <error or ->". It stops when STOPFILE exists or after MAX_SECONDS.
 -- Only 127.0.0.1 is ever contacted.
 local dir = arg[0]:match("^(.*)/t/support/") or "."
-package.path = dir .. "/t/lib/?.lua;" .. package.path
+package.path = dir .. "/t/lib/?.lua;" .. dir .. "/lua/?.lua;" .. package.path
 local http = require "http"
 local socket = require "socket"
 

@@ -99,7 +99,9 @@ os.execute("mkdir -p '" .. out .. "'")
 local listing = io.popen("ls '" .. src .. "'")
 local names = {}
 for entry in listing:lines() do
-  local name = entry:match("^(.+)%.lua$") or entry
+  local name = entry:match("^(.+)%.lua$")
+  -- a directory is a plugin when it has an init.lua (plugins/spec/ holds specs)
+  if not name and read(src .. "/" .. entry .. "/init.lua") then name = entry end
   names[#names + 1] = name
 end
 listing:close()

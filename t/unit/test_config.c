@@ -113,8 +113,8 @@ TEST(unknown_keys)
 {
     CHECK(fails_with(MIN "bogus: 1\n", "t.yaml:2: bogus: unknown key"));
     CHECK(fails_with(MIN "client:\n  header_timout: 1s\n", "t.yaml:3: client.header_timout: unknown key"));
-    CHECK(fails_with(MIN "routes:\n  - id: a\n    uri: /a\n    upstream: {nodes: [\"127.0.0.1:1\"], type: x}\n",
-                     "t.yaml:5: routes[0].upstream.type: unknown key"));
+    CHECK(fails_with(MIN "routes:\n  - id: a\n    uri: /a\n    upstream: {nodes: [\"127.0.0.1:1\"], colour: x}\n",
+                     "t.yaml:5: routes[0].upstream.colour: unknown key"));
 }
 
 TEST(wrong_types)
@@ -179,7 +179,7 @@ TEST(route_errors)
                          "        - 127.0.0.1:70000\n",
                      "t.yaml:8: routes[0].upstream.nodes[1]: invalid node \"127.0.0.1:70000\": port must be 1..65535"));
     CHECK(fails_with(MIN "routes:\n  - id: a\n    uri: /a\n",
-                     "t.yaml:3: routes[0]: missing required key \"upstream\" (or \"service_id\")"));
+                     "t.yaml:3: routes[0]: missing required key \"upstream\" (or \"upstream_id\" or \"service_id\")"));
     CHECK(fails_with(MIN "routes:\n  - id: a\n    uri: /a\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n"
                          "  - id: a\n    uri: /b\n    upstream: {nodes: [\"127.0.0.1:1\"]}\n",
                      "t.yaml:6: routes: duplicate route id \"a\" (first declared at t.yaml:3)"));

@@ -1,0 +1,340 @@
+/*
+ * upstreams.c — upstream objects: declared once in `upstreams:` (with an
+ * id that routes and services name as `upstream_id`), or inline as a
+ * route's or service's `upstream:`. APISIX's shape:
+ *
+ *   upstreams:
+ *     - id: search
+ *       type: chash                 # roundrobin (default), least_conn, chash, ewma
+ *       hash_on: header             # chash: vars (default), header, cookie, consumer
+ *       key: X-User                 # vars: remote_addr (default), uri, host, arg_NAME, http_NAME, cookie_NAME
+ *       nodes:
+ *         - "10.0.0.1:8080"                          # weight 1
+ *         - {host: 10.0.0.2, port: 8080, weight: 3, id: b, retry_to: c}
+ *   # or nodes: {"10.0.0.1:8080": 1, "10.0.0.2:8080": 3}
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/addr.h"
+#include "base/common.h"
+#include "config/loader.h"
+#include "config/node.h"
+#include "router/expr.h"
+#include "upstream/balancer.h"
+
+/* One node's address: "host:port" text, resolved at load. */
+static bool node_addr(torii_dctx_t *c, const torii_cnode_t *at, const char *host, uint16_t port,
+                      torii_node_conf_t *node)
+{
+    char err[TORII_ERRLEN], text[300];
+    if (!torii_addr_resolve(host, port, &node->addr, err, sizeof err))
+        return torii_dctx_fail(c, at, "%s", err);
+    torii_addr_format((const struct sockaddr *)&node->addr.sa, node->addr_text, sizeof node->addr_text);
+    snprintf(text, sizeof text, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
+    node->text = torii_pstrdup(c->pool, text);
+    node->host = torii_pstrdup(c->pool, host);
+    node->port = port;
+    return true;
+}
+
+static bool node_from_text(torii_dctx_t *c, const torii_cnode_t *n, torii_node_conf_t *node)
+{
+    char host[256];
+    const char *why;
+    uint16_t port;
+    if (!torii_addr_split(n->text, host, sizeof host, &port, false, &why) || host[0] == '\0')
+        return torii_dctx_fail(c, n, "invalid node \"%s\": %s", n->text, host[0] ? why : "expected host:port");
+    return node_addr(c, n, host, port, node);
+}
+
+static bool dec_weight(torii_dctx_t *c, const torii_cnode_t *n, uint32_t *out)
+{
+    if (n->type != TORII_CN_INT)
+        return torii_dctx_fail(c, n, "must be an integer, got %s", torii_cnode_type_name(n->type));
+    if (n->v.i < 0 || n->v.i > TORII_BAL_MAX_WEIGHT)
+        return torii_dctx_fail(c, n, "must be 0..%u, got %lld", TORII_BAL_MAX_WEIGHT, (long long)n->v.i);
+    *out = (uint32_t)n->v.i;
+    return true;
+}
+
+/* {host, port, weight, id, retry_to} */
+static bool node_from_map(torii_dctx_t *c, const torii_cnode_t *n, torii_node_conf_t *node)
+{
+    const torii_cnode_t *host = NULL, *port = NULL;
+    for (size_t i = 0; i < n->n; i++) {
+        const char *k = n->keys[i]->text;
+        const torii_cnode_t *v = n->items[i];
+        size_t mark = torii_dctx_push_key(c, k);
+        if (strcmp(k, "host") == 0) {
+            if (!torii_dec_expect(c, v, TORII_CN_STR))
+                return false;
+            host = v;
+        } else if (strcmp(k, "port") == 0) {
+            if (v->type != TORII_CN_INT || v->v.i < 1 || v->v.i > 65535)
+                return torii_dctx_fail(c, v, "must be a port number 1..65535");
+            port = v;
+        } else if (strcmp(k, "weight") == 0) {
+            if (!dec_weight(c, v, &node->weight))
+                return false;
+        } else if (strcmp(k, "id") == 0 || strcmp(k, "retry_to") == 0) {
+            if (!torii_dec_expect(c, v, TORII_CN_STR) || v->len == 0)
+                return v->len == 0 ? torii_dctx_fail(c, v, "must not be empty") : false;
+            *(k[0] == 'i' ? &node->id : &node->retry_to) = torii_pstrndup(c->pool, v->text, v->len);
+        } else {
+            return torii_dctx_fail(c, n->keys[i], "unknown key (host, port, weight, id, retry_to)");
+        }
+        torii_dctx_pop(c, mark);
+    }
+    if (!host)
+        return torii_dctx_fail(c, n, "missing required key \"host\"");
+    return node_addr(c, host, host->text, port ? (uint16_t)port->v.i : 80, node);
+}
+
+static bool dec_nodes(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    torii_upstream_conf_t *u = dst;
+    (void)f;
+    if (n->type != TORII_CN_SEQ && n->type != TORII_CN_MAP)
+        return torii_dctx_fail(c, n, "must be a list of nodes or a map of \"host:port\" to weight, got %s",
+                               torii_cnode_type_name(n->type));
+    if (n->n == 0)
+        return torii_dctx_fail(c, n, "must list at least one node");
+    u->nodes = torii_palloc(c->pool, sizeof *u->nodes * n->n);
+    for (size_t i = 0; i < n->n; i++) {
+        torii_node_conf_t *node = &u->nodes[i];
+        const torii_cnode_t *item = n->items[i];
+        size_t mark = n->type == TORII_CN_MAP ? torii_dctx_push_key(c, n->keys[i]->text) : torii_dctx_push_index(c, i);
+        bool ok;
+        node->weight = 1;
+        if (n->type == TORII_CN_MAP) /* APISIX's {"host:port": weight} */
+            ok = node_from_text(c, n->keys[i], node) && dec_weight(c, item, &node->weight);
+        else if (item->type == TORII_CN_STR)
+            ok = node_from_text(c, item, node);
+        else if (item->type == TORII_CN_MAP)
+            ok = node_from_map(c, item, node);
+        else
+            ok = torii_dctx_fail(c, item, "must be a \"host:port\" string or {host, port, weight}, got %s",
+                                 torii_cnode_type_name(item->type));
+        if (!ok)
+            return false;
+        torii_dctx_pop(c, mark);
+    }
+    u->nnodes = (uint32_t)n->n;
+    return true;
+}
+
+static bool dec_type(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    torii_upstream_conf_t *u = dst;
+    torii_balance_type_t t;
+    (void)f;
+    if (!torii_dec_expect(c, n, TORII_CN_STR))
+        return false;
+    if (!torii_balance_type_parse(n->text, n->len, &t))
+        return torii_dctx_fail(c, n, "unknown type \"%s\" (roundrobin, least_conn, chash or ewma)", n->text);
+    u->type = torii_balance_type_name(t);
+    return true;
+}
+
+static bool dec_hash_on(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    static const char *const names[] = {"vars", "header", "cookie", "consumer"};
+    torii_upstream_conf_t *u = dst;
+    (void)f;
+    if (!torii_dec_expect(c, n, TORII_CN_STR))
+        return false;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(n->text, names[i]) == 0) {
+            u->hash_on = (uint8_t)i;
+            return true;
+        }
+    }
+    return torii_dctx_fail(c, n, "unknown hash_on \"%s\" (vars, header, cookie or consumer)", n->text);
+}
+
+static bool dec_key(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    torii_upstream_conf_t *u = dst;
+    (void)f;
+    if (!torii_dec_expect(c, n, TORII_CN_STR))
+        return false;
+    if (n->len == 0)
+        return torii_dctx_fail(c, n, "must not be empty");
+    u->key = n;
+    return true;
+}
+
+static bool dec_note(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    (void)dst, (void)f;
+    return torii_dec_expect(c, n, TORII_CN_STR);
+}
+
+static const torii_field_t upstream_fields[] = {
+    {"id", torii_dec_string, offsetof(torii_upstream_conf_t, id), 1, 0, NULL, false},
+    {"name", dec_note, 0, 0, 0, NULL, false},
+    {"desc", dec_note, 0, 0, 0, NULL, false},
+    {"type", dec_type, 0, 0, 0, NULL, false},
+    {"hash_on", dec_hash_on, 0, 0, 0, NULL, false},
+    {"key", dec_key, 0, 0, 0, NULL, false},
+    {"nodes", dec_nodes, 0, 0, 0, NULL, true},
+    {0},
+};
+
+/* What chash hashes: compiled once (a variable of the router's language). */
+static bool compile_key(torii_dctx_t *c, const torii_cnode_t *at, torii_upstream_conf_t *u)
+{
+    char name[300];
+    torii_cnode_t var;
+    const char *key = u->key ? u->key->text : NULL;
+    size_t mark;
+    if (strcmp(u->type, "chash") != 0) {
+        if (u->key || u->hash_on != TORII_HASH_VARS)
+            return torii_dctx_fail(c, u->key ? u->key : at, "hash_on and key are for type chash");
+        return true;
+    }
+    for (uint32_t i = 0; i < u->nnodes; i++) /* chash places nodes by name */
+        for (uint32_t k = 0; k < i; k++)
+            if (strcmp(u->nodes[i].text, u->nodes[k].text) == 0) {
+                mark = torii_dctx_push_key(c, "nodes");
+                return torii_dctx_fail(c, at, "node \"%s\" is listed twice (chash places nodes by address)",
+                                       u->nodes[i].text);
+            }
+    switch (u->hash_on) {
+    case TORII_HASH_CONSUMER:
+        if (u->key)
+            return torii_dctx_fail(c, u->key, "hash_on consumer takes no key");
+        return true;
+    case TORII_HASH_HEADER:
+    case TORII_HASH_COOKIE:
+        if (!key)
+            return torii_dctx_fail(c, at, "hash_on %s needs a key (the %s's name)",
+                                   u->hash_on == TORII_HASH_HEADER ? "header" : "cookie",
+                                   u->hash_on == TORII_HASH_HEADER ? "header" : "cookie");
+        snprintf(name, sizeof name, "%s%s", u->hash_on == TORII_HASH_HEADER ? "http_" : "cookie_", key);
+        break;
+    default: snprintf(name, sizeof name, "%s", key ? key : "remote_addr"); break;
+    }
+    var = (torii_cnode_t){.type = TORII_CN_STR, .file = at->file, .line = u->key ? u->key->line : at->line};
+    var.text = torii_pstrdup(c->pool, name);
+    var.len = strlen(name);
+    mark = torii_dctx_push_key(c, "key");
+    u->key_var = torii_expr_var_compile(c, &var);
+    if (!u->key_var)
+        return false;
+    torii_dctx_pop(c, mark);
+    return true;
+}
+
+static bool check_weights(torii_dctx_t *c, const torii_cnode_t *at, const torii_upstream_conf_t *u)
+{
+    for (uint32_t i = 0; i < u->nnodes; i++)
+        if (u->nodes[i].weight > 0)
+            return true;
+    return torii_dctx_fail(c, at, "nodes: every weight is 0: no node could ever be chosen");
+}
+
+/* Keep u in the configuration's list (its index is the balancer's). */
+static void add(torii_dctx_t *c, torii_upstream_conf_t *u)
+{
+    torii_config_t *conf = ((torii_loader_t *)c->user)->conf;
+    if (conf->nupstreams == conf->upstreams_cap) {
+        uint32_t cap = conf->upstreams_cap ? conf->upstreams_cap * 2 : 16;
+        torii_upstream_conf_t **list = torii_palloc(c->pool, sizeof *list * cap);
+        if (conf->nupstreams)
+            memcpy(list, conf->upstreams, sizeof *list * conf->nupstreams);
+        conf->upstreams = list;
+        conf->upstreams_cap = cap;
+    }
+    u->index = conf->nupstreams;
+    conf->upstreams[conf->nupstreams++] = u;
+}
+
+static torii_upstream_conf_t *decode_one(torii_dctx_t *c, const torii_cnode_t *n, bool named)
+{
+    torii_upstream_conf_t *u = torii_palloc(c->pool, sizeof *u);
+    u->type = "roundrobin";
+    u->file = n->file;
+    u->line = n->line;
+    if (!torii_decode_object(c, n, u, upstream_fields) || !check_weights(c, n, u) || !compile_key(c, n, u))
+        return NULL;
+    if (named && !u->id) {
+        torii_dctx_fail(c, n, "missing required key \"id\"");
+        return NULL;
+    }
+    add(c, u);
+    return u;
+}
+
+bool torii_dec_upstream_inline(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    torii_route_conf_t *r = dst;
+    (void)f;
+    if (!torii_dec_expect(c, n, TORII_CN_MAP))
+        return false;
+    if (torii_cnode_get(n, "id"))
+        return torii_dctx_fail(c, n, "an inline upstream has no id (declare it in upstreams: and use upstream_id)");
+    r->upstream = decode_one(c, n, false);
+    if (!r->upstream)
+        return false;
+    r->nodes = r->upstream->nodes;
+    r->nnodes = r->upstream->nnodes;
+    return true;
+}
+
+bool torii_dec_upstreams(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    (void)dst, (void)f;
+    if (!torii_dec_expect(c, n, TORII_CN_SEQ))
+        return false;
+    for (size_t i = 0; i < n->n; i++) {
+        size_t mark = torii_dctx_push_index(c, i);
+        torii_upstream_conf_t *u;
+        if (!torii_dec_expect(c, n->items[i], TORII_CN_MAP) || !(u = decode_one(c, n->items[i], true)))
+            return false;
+        u->declared = true;
+        torii_dctx_pop(c, mark);
+    }
+    return true;
+}
+
+bool torii_upstreams_link(torii_dctx_t *c, torii_config_t *conf, torii_route_conf_t *r, const char *what)
+{
+    if (!r->upstream_id)
+        return true;
+    if (r->upstream) {
+        snprintf(c->err, c->errlen, "%s:%d: %s \"%s\": both upstream and upstream_id", r->file, r->line, what, r->id);
+        return false;
+    }
+    for (uint32_t i = 0; i < conf->nupstreams; i++) {
+        torii_upstream_conf_t *u = conf->upstreams[i];
+        if (u->declared && strcmp(u->id, r->upstream_id) == 0) {
+            r->upstream = u;
+            r->nodes = u->nodes;
+            r->nnodes = u->nnodes;
+            return true;
+        }
+    }
+    snprintf(c->err, c->errlen, "%s:%d: %s \"%s\": upstream_id \"%s\" names no upstream in upstreams:", r->file,
+             r->line, what, r->id, r->upstream_id);
+    return false;
+}
+
+bool torii_upstreams_finish(torii_dctx_t *c, torii_config_t *conf)
+{
+    for (uint32_t i = 0; i < conf->nupstreams; i++) {
+        const torii_upstream_conf_t *u = conf->upstreams[i];
+        if (!u->declared)
+            continue;
+        for (uint32_t k = 0; k < i; k++) {
+            const torii_upstream_conf_t *v = conf->upstreams[k];
+            if (v->declared && strcmp(u->id, v->id) == 0) {
+                snprintf(c->err, c->errlen, "%s:%d: upstreams: duplicate upstream id \"%s\" (first declared at %s:%d)",
+                         u->file, u->line, u->id, v->file, v->line);
+                return false;
+            }
+        }
+    }
+    return true;
+}
