@@ -31,8 +31,35 @@ typedef struct {
     char addr_text[64]; /* the resolved address, for logs: "127.0.0.1:9000" */
     uint32_t weight;    /* default 1; 0: never chosen */
     char *id;           /* optional name of the node */
-    char *retry_to;     /* optional: where its retries go */
+    char *retry_to;     /* optional: where its retries go (a node id of its upstream, or an upstream id) */
+    int retry_node;     /* retry_to as a node index of the same upstream, or -1 */
+    struct torii_upstream_conf_s *retry_up; /* retry_to as an upstream, or NULL */
 } torii_node_conf_t;
+
+/* What a failed try may be retried on (retry.on). */
+enum {
+    TORII_RETRY_CONNECT = 1, /* connect_error: refused, unreachable */
+    TORII_RETRY_TIMEOUT = 2, /* timeout: connect, send or read */
+    TORII_RETRY_ERROR = 4,   /* error: the connection reset or closed before a response */
+    TORII_RETRY_5XX = 8,     /* 5xx: any 5xx status */
+};
+
+/* An upstream's `retry:`. */
+typedef struct {
+    uint32_t count; /* tries after the first; 0: no retries */
+    uint32_t on;    /* TORII_RETRY_* */
+    uint16_t *statuses;
+    uint32_t nstatuses;
+    char *to; /* an upstream id: where retries go */
+    struct torii_upstream_conf_s *to_up;
+    uint32_t per_try_timeout_ms; /* 0: the route's read timeout */
+    uint32_t timeout_ms;         /* every try together, from the first; 0: none */
+    uint32_t backoff_ms;         /* before the first retry; doubles, with jitter */
+    uint32_t backoff_max_ms;
+    bool non_idempotent;     /* retry POST, PATCH... too */
+    uint32_t budget_percent; /* retries at most this share of recent requests... */
+    uint32_t budget_min;     /* ...or this many per second, whichever is more */
+} torii_retry_conf_t;
 
 struct torii_expr_s;
 struct torii_expr_var_s;
@@ -51,6 +78,19 @@ typedef struct torii_upstream_conf_s {
     struct torii_expr_var_s *key_var; /* chash, hash_on vars/header/cookie */
     torii_node_conf_t *nodes;
     uint32_t nnodes;
+    torii_retry_conf_t retry;
+    struct {
+        bool on;                /* checks.passive given */
+        uint32_t http_failures; /* consecutive tries answered one of statuses (0: not counted) */
+        uint32_t tcp_failures;  /* ... refused, reset, closed */
+        uint32_t timeouts;      /* ... timed out */
+        uint16_t *statuses;
+        uint32_t nstatuses;
+        uint32_t cooldown_ms; /* down this long, then tried again */
+    } passive;
+    uint32_t max_connections; /* circuit_breaker, per worker (0: no cap): tries in flight */
+    uint32_t max_pending;     /* requests waiting to retry */
+    uint32_t max_retries;     /* retries in flight */
     uint32_t index;
     bool declared; /* in upstreams: */
     const char *file;

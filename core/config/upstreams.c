@@ -104,6 +104,7 @@ static bool dec_nodes(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const 
     for (size_t i = 0; i < n->n; i++) {
         torii_node_conf_t *node = &u->nodes[i];
         const torii_cnode_t *item = n->items[i];
+        node->retry_node = -1;
         size_t mark = n->type == TORII_CN_MAP ? torii_dctx_push_key(c, n->keys[i]->text) : torii_dctx_push_index(c, i);
         bool ok;
         node->weight = 1;
@@ -165,6 +166,186 @@ static bool dec_key(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const to
     return true;
 }
 
+/* retry.on: connect_error, timeout, error, 5xx, or statuses. */
+static bool add_statuses(torii_dctx_t *c, const torii_cnode_t *n, torii_retry_conf_t *rc, bool names_too)
+{
+    if (!torii_dec_expect(c, n, TORII_CN_SEQ))
+        return false;
+    rc->statuses = torii_palloc(c->pool, sizeof *rc->statuses * (n->n + rc->nstatuses + 1));
+    for (size_t i = 0; i < n->n; i++) {
+        const torii_cnode_t *v = n->items[i];
+        size_t mark = torii_dctx_push_index(c, i);
+        if (v->type == TORII_CN_INT && v->v.i >= 100 && v->v.i <= 599) {
+            rc->statuses[rc->nstatuses++] = (uint16_t)v->v.i;
+        } else if (names_too && v->type == TORII_CN_STR && strcmp(v->text, "connect_error") == 0) {
+            rc->on |= TORII_RETRY_CONNECT;
+        } else if (names_too && v->type == TORII_CN_STR && strcmp(v->text, "timeout") == 0) {
+            rc->on |= TORII_RETRY_TIMEOUT;
+        } else if (names_too && v->type == TORII_CN_STR && strcmp(v->text, "error") == 0) {
+            rc->on |= TORII_RETRY_ERROR;
+        } else if (names_too && v->type == TORII_CN_STR && strcmp(v->text, "5xx") == 0) {
+            rc->on |= TORII_RETRY_5XX;
+        } else {
+            return torii_dctx_fail(c, v,
+                                   names_too ? "must be connect_error, timeout, error, 5xx or a status 100..599"
+                                             : "must be a status 100..599");
+        }
+        torii_dctx_pop(c, mark);
+    }
+    return true;
+}
+
+static bool dec_retry_on(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    (void)f;
+    ((torii_retry_conf_t *)dst)->on |= 0x100; /* given: no default */
+    return add_statuses(c, n, dst, true);
+}
+
+static bool dec_retry_status(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    (void)f;
+    return add_statuses(c, n, dst, false);
+}
+
+static bool dec_flag(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    (void)f;
+    if (!torii_dec_expect(c, n, TORII_CN_BOOL))
+        return false;
+    *(bool *)dst = n->v.b;
+    return true;
+}
+
+#define RF(name, fn, member, lo, hi)                                                                                   \
+    {                                                                                                                  \
+        name, fn, offsetof(torii_retry_conf_t, member), lo, hi, NULL, false                                            \
+    }
+
+static const torii_field_t backoff_fields[] = {
+    RF("base", torii_dec_duration, backoff_ms, 0, 60000),
+    RF("max", torii_dec_duration, backoff_max_ms, 0, 600000),
+    {0},
+};
+
+static const torii_field_t budget_fields[] = {
+    RF("percent", torii_dec_uint, budget_percent, 0, 100),
+    RF("min_per_second", torii_dec_uint, budget_min, 0, 1000000),
+    {0},
+};
+
+static const torii_field_t retry_fields[] = {
+    RF("count", torii_dec_uint, count, 0, 100),
+    {"on", dec_retry_on, 0, 0, 0, NULL, false}, /* these two fill the whole retry_conf */
+    {"status", dec_retry_status, 0, 0, 0, NULL, false},
+    RF("to", torii_dec_string, to, 1, 0),
+    RF("per_try_timeout", torii_dec_duration, per_try_timeout_ms, 1, 86400000),
+    RF("timeout", torii_dec_duration, timeout_ms, 1, 86400000),
+    RF("non_idempotent", dec_flag, non_idempotent, 0, 0),
+    {"backoff", torii_dec_object, 0, 0, 0, backoff_fields, false},
+    {"budget", torii_dec_object, 0, 0, 0, budget_fields, false},
+    {0},
+};
+
+static bool dec_retry(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    torii_upstream_conf_t *u = dst;
+    torii_retry_conf_t *rc = &u->retry;
+    (void)f;
+    rc->count = 1;
+    rc->backoff_ms = 25;
+    rc->backoff_max_ms = 1000;
+    rc->budget_percent = 20;
+    rc->budget_min = 3;
+    if (!torii_decode_object(c, n, rc, retry_fields))
+        return false;
+    if (!(rc->on & 0x100)) /* no `on`: connection failures and timeouts, plus any `status` */
+        rc->on |= TORII_RETRY_CONNECT | TORII_RETRY_TIMEOUT | TORII_RETRY_ERROR;
+    rc->on &= ~0x100u;
+    if (rc->backoff_max_ms < rc->backoff_ms)
+        rc->backoff_max_ms = rc->backoff_ms;
+    return true;
+}
+
+#define CF(name, member)                                                                                               \
+    {                                                                                                                  \
+        name, torii_dec_uint, offsetof(torii_upstream_conf_t, member), 0, 10000000, NULL, false                        \
+    }
+
+static const torii_field_t breaker_fields[] = {
+    CF("max_connections", max_connections),
+    CF("max_pending", max_pending),
+    CF("max_retries", max_retries),
+    {0},
+};
+
+/* checks.passive.unhealthy.http_statuses */
+static bool dec_passive_statuses(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    torii_upstream_conf_t *u = dst;
+    (void)f;
+    if (!torii_dec_expect(c, n, TORII_CN_SEQ))
+        return false;
+    u->passive.statuses = torii_palloc(c->pool, sizeof *u->passive.statuses * (n->n + 1));
+    u->passive.nstatuses = 0;
+    for (size_t i = 0; i < n->n; i++) {
+        const torii_cnode_t *v = n->items[i];
+        if (v->type != TORII_CN_INT || v->v.i < 200 || v->v.i > 599) {
+            size_t mark = torii_dctx_push_index(c, i);
+            (void)mark;
+            return torii_dctx_fail(c, v, "must be a status 200..599");
+        }
+        u->passive.statuses[u->passive.nstatuses++] = (uint16_t)v->v.i;
+    }
+    return true;
+}
+
+#define PF(name, member, hi)                                                                                           \
+    {                                                                                                                  \
+        name, torii_dec_uint, offsetof(torii_upstream_conf_t, passive.member), 0, hi, NULL, false                      \
+    }
+
+static const torii_field_t unhealthy_fields[] = {
+    {"http_statuses", dec_passive_statuses, 0, 0, 0, NULL, false},
+    PF("http_failures", http_failures, 255),
+    PF("tcp_failures", tcp_failures, 255),
+    PF("timeouts", timeouts, 255),
+    {0},
+};
+
+static const torii_field_t passive_fields[] = {
+    {"unhealthy", torii_dec_object, 0, 0, 0, unhealthy_fields, false},
+    {"cooldown", torii_dec_duration, offsetof(torii_upstream_conf_t, passive.cooldown_ms), 1, 86400000, NULL, false},
+    {0},
+};
+
+static bool dec_passive(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    static const uint16_t statuses[] = {429, 404, 500, 501, 502, 503, 504, 505}; /* APISIX's defaults */
+    torii_upstream_conf_t *u = dst;
+    (void)f;
+    u->passive.on = true;
+    u->passive.http_failures = 5;
+    u->passive.tcp_failures = 2;
+    u->passive.timeouts = 7;
+    u->passive.cooldown_ms = 10000;
+    u->passive.statuses = (uint16_t *)statuses;
+    u->passive.nstatuses = sizeof statuses / sizeof statuses[0];
+    return torii_decode_object(c, n, u, passive_fields);
+}
+
+static bool dec_active(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    (void)dst, (void)f;
+    return torii_dctx_fail(c, n, "active health checks are not built yet (checks.passive is)");
+}
+
+static const torii_field_t checks_fields[] = {
+    {"passive", dec_passive, 0, 0, 0, NULL, false},
+    {"active", dec_active, 0, 0, 0, NULL, false},
+    {0},
+};
+
 static bool dec_note(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
 {
     (void)dst, (void)f;
@@ -179,6 +360,9 @@ static const torii_field_t upstream_fields[] = {
     {"hash_on", dec_hash_on, 0, 0, 0, NULL, false},
     {"key", dec_key, 0, 0, 0, NULL, false},
     {"nodes", dec_nodes, 0, 0, 0, NULL, true},
+    {"retry", dec_retry, 0, 0, 0, NULL, false},
+    {"circuit_breaker", torii_dec_object, 0, 0, 0, breaker_fields, false},
+    {"checks", torii_dec_object, 0, 0, 0, checks_fields, false},
     {0},
 };
 
@@ -321,8 +505,54 @@ bool torii_upstreams_link(torii_dctx_t *c, torii_config_t *conf, torii_route_con
     return false;
 }
 
+static torii_upstream_conf_t *find_declared(const torii_config_t *conf, const char *id)
+{
+    for (uint32_t i = 0; i < conf->nupstreams; i++)
+        if (conf->upstreams[i]->declared && strcmp(conf->upstreams[i]->id, id) == 0)
+            return conf->upstreams[i];
+    return NULL;
+}
+
+/* retry.to and the nodes' retry_to name upstreams (or, for retry_to, a
+ * node of the same upstream by its id). */
+static bool link_retries(torii_dctx_t *c, torii_config_t *conf, torii_upstream_conf_t *u)
+{
+    const char *where = u->id ? u->id : "(inline)";
+    if (u->retry.to && !(u->retry.to_up = find_declared(conf, u->retry.to))) {
+        snprintf(c->err, c->errlen, "%s:%d: upstream %s: retry.to \"%s\" names no upstream in upstreams:", u->file,
+                 u->line, where, u->retry.to);
+        return false;
+    }
+    for (uint32_t i = 0; i < u->nnodes; i++) {
+        torii_node_conf_t *node = &u->nodes[i];
+        if (!node->retry_to)
+            continue;
+        for (uint32_t k = 0; k < u->nnodes; k++)
+            if (k != i && u->nodes[k].id && strcmp(u->nodes[k].id, node->retry_to) == 0)
+                node->retry_node = (int)k;
+        if (node->retry_node < 0 && !(node->retry_up = find_declared(conf, node->retry_to))) {
+            snprintf(c->err, c->errlen,
+                     "%s:%d: upstream %s: nodes[%u].retry_to \"%s\" names neither a node id of this upstream nor an "
+                     "upstream",
+                     u->file, u->line, where, i, node->retry_to);
+            return false;
+        }
+        if (!u->retry.count) /* retry_to alone asks for one retry */
+            u->retry = (torii_retry_conf_t){.count = 1,
+                                            .on = TORII_RETRY_CONNECT | TORII_RETRY_TIMEOUT | TORII_RETRY_ERROR,
+                                            .backoff_ms = 25,
+                                            .backoff_max_ms = 1000,
+                                            .budget_percent = 20,
+                                            .budget_min = 3};
+    }
+    return true;
+}
+
 bool torii_upstreams_finish(torii_dctx_t *c, torii_config_t *conf)
 {
+    for (uint32_t i = 0; i < conf->nupstreams; i++)
+        if (!link_retries(c, conf, conf->upstreams[i]))
+            return false;
     for (uint32_t i = 0; i < conf->nupstreams; i++) {
         const torii_upstream_conf_t *u = conf->upstreams[i];
         if (!u->declared)

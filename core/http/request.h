@@ -17,6 +17,7 @@
 #include "http/forward.h"
 #include "http/head.h"
 #include "router/router.h"
+#include "upstream/balancer.h"
 
 /* How a body is moving through torii, in one direction. */
 typedef struct {
@@ -39,15 +40,25 @@ typedef struct torii_request_s {
     torii_str_t path;          /* normalised path the route was matched on */
     char *path_buf;            /* its storage when it differs from head.path */
     const torii_node_conf_t *node;
-    int node_index;         /* in its upstream's nodes, for the balancer */
-    bool balanced;          /* the balancer counted a try on node_index */
-    torii_str_t consumer;   /* set by an authentication plugin (chash on consumer) */
-    torii_body_t body;      /* client -> upstream */
-    torii_http_head_t resp; /* upstream response head (slices valid while parsing) */
-    torii_body_t resp_body; /* upstream -> client */
-    int status;             /* sent to the client; 0 until the head goes out */
-    const char *error;      /* why torii answered itself, for the log */
-    uint64_t bytes_sent;    /* to the client, head included */
+    int node_index;                              /* in its upstream's nodes, for the balancer */
+    bool balanced;                               /* the balancer counted a try on node_index */
+    const struct torii_upstream_conf_s *try_up;  /* the upstream of the current try */
+    torii_btried_t tried;                        /* nodes of try_up tried already */
+    uint8_t retries;                             /* tries after the first, so far */
+    bool backing_off;                            /* counted in its upstream's load.pending */
+    uint8_t try_error;                           /* how the current try failed: 0, TORII_TRY_TCP, TORII_TRY_TIMEOUT */
+    int try_status;                              /* the current try's final status (0: none yet) */
+    double t_first;                              /* when the first try began */
+    torii_timeouts_t try_timeout;                /* the route's, or retry.per_try_timeout for reads */
+    torii_str_t up_upstream;                     /* an upstream id a plugin chose (traffic-split) */
+    const struct torii_upstream_conf_s *base_up; /* the request's upstream: up_upstream's or the route's */
+    torii_str_t consumer;                        /* set by an authentication plugin (chash on consumer) */
+    torii_body_t body;                           /* client -> upstream */
+    torii_http_head_t resp;                      /* upstream response head (slices valid while parsing) */
+    torii_body_t resp_body;                      /* upstream -> client */
+    int status;                                  /* sent to the client; 0 until the head goes out */
+    const char *error;                           /* why torii answered itself, for the log */
+    uint64_t bytes_sent;                         /* to the client, head included */
     double t_start, t_upstream, t_upstream_done;
     char id[17];             /* request id: 16 hex digits */
     const char *client_ip;   /* the peer's address, as text */
@@ -78,6 +89,9 @@ typedef struct torii_request_s {
     bool close_after;         /* the client connection closes after this response */
     torii_header_t storage[]; /* header slots: request then response */
 } torii_request_t;
+
+/* How a try failed, for passive health checks. */
+enum { TORII_TRY_TCP = 1, TORII_TRY_TIMEOUT = 2 };
 
 /* True for methods a retry may repeat (RFC 9110 9.2.2). */
 static inline bool torii_method_idempotent(torii_method_t m)

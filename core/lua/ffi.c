@@ -6,6 +6,7 @@
 #include "base/pool.h"
 #include "http/hdrkind.h"
 #include "lua/ffi.h"
+#include "proxy/gen.h"
 #include "lua/ffi_state.h"
 #include "lua/wait.h"
 #include "router/expr.h"
@@ -295,6 +296,19 @@ int torii_ffi_up_host(struct torii_request_s *r, const char *p, size_t n)
     if (!line_safe(p, n) || memchr(p, '/', n) || memchr(p, '@', n))
         return fail(TORII_FFI_ERROR, "invalid Host value");
     r->up_host = torii_str(torii_pstrndup(request_pool(r), p, n), n);
+    return TORII_FFI_OK;
+}
+
+int torii_ffi_up_upstream(struct torii_request_s *r, const char *id, size_t n)
+{
+    CHECK_REQ(r);
+    if (up_phase_check() != TORII_FFI_OK)
+        return TORII_FFI_BAD_PHASE;
+    /* In a worker the id is checked now; torii test has no generation and
+     * keeps the name for its report. */
+    if (r->gen && !torii_gen_upstream(r->gen, id, n))
+        return fail(TORII_FFI_NOT_FOUND, "no upstream with this id in upstreams:");
+    r->up_upstream = torii_str(torii_pstrndup(request_pool(r), id, n), n);
     return TORII_FFI_OK;
 }
 

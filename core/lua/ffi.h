@@ -79,6 +79,10 @@ int torii_ffi_up_get_target(struct torii_request_s *r, const char **p, size_t *n
 int torii_ffi_up_method(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_up_host(struct torii_request_s *r, const char *p, size_t n);
 
+/* The upstream (an id of upstreams:) the request goes to instead of its
+ * route's (rewrite, access): traffic-split. */
+int torii_ffi_up_upstream(struct torii_request_s *r, const char *id, size_t n);
+
 /* The request's consumer, once an authentication plugin knows it (for
  * upstreams that hash on the consumer). */
 int torii_ffi_req_set_consumer(struct torii_request_s *r, const char *p, size_t n);

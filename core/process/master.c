@@ -44,14 +44,19 @@ double torii_master_now(void)
 
 void torii_master_rewatch(master_t *m)
 {
-    torii_watch_free(m->watch);
+    torii_watch_t *old = m->watch;
     m->watch = NULL;
+    /* The new watch first, then what the old one saw meanwhile: a file
+     * written while the watches change is seen by one or the other. */
     if (m->conf->watch) {
         m->watch = torii_watch_new(m->conf);
         if (m->watch)
             torii_log_info("watch: %u director%s watched for changes", torii_watch_count(m->watch),
                            torii_watch_count(m->watch) == 1 ? "y" : "ies");
     }
+    if (old && torii_watch_changed(old) && m->watch)
+        m->watch_due = now_s() + WATCH_QUIET;
+    torii_watch_free(old);
 }
 
 static int open_listeners(master_t *m)

@@ -57,6 +57,8 @@ void torii_client_accept(torii_worker_t *w, int fd, const torii_addr_t *peer)
     torii_io_init(&c->wio, on_write, fd, TORII_EV_WRITE);
     torii_timer_init(&c->timer, on_timer, 0., 0.);
     torii_timer_init(&c->wait_timer, torii_driver_wait_over, 0., 0.);
+    torii_timer_init(&c->retry_timer, torii_driver_retry_due, 0., 0.);
+    c->retry_timer.data = c;
     torii_list_push(&w->clients, &c->link);
     w->nclients++;
     c->state = TORII_CLIENT_IDLE;
@@ -74,6 +76,7 @@ void torii_client_close(torii_client_t *c, bool reset)
     torii_io_stop(w->loop, &c->wio);
     torii_timer_stop(w->loop, &c->timer);
     torii_timer_stop(w->loop, &c->wait_timer);
+    torii_timer_stop(w->loop, &c->retry_timer);
     if (reset)
         torii_sock_reset(c->fd);
     else
@@ -226,6 +229,7 @@ void torii_client_request_done(torii_client_t *c)
     /* A plugin's wait ends with its request (answered meanwhile, say by a
      * timeout): its timer must not wake the next request on this connection. */
     torii_timer_stop(w->loop, &c->wait_timer);
+    torii_timer_stop(w->loop, &c->retry_timer);
     bool keep = !c->req->close_after && !w->quitting && !c->eof;
     bool unread = !c->req->body.done;
     torii_access_log(c);

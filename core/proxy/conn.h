@@ -39,7 +39,8 @@ struct torii_client_s {
     torii_client_state_t state;
     torii_io_t rio, wio;
     torii_timer_t timer;
-    torii_timer_t wait_timer; /* a plugin's torii.sleep */
+    torii_timer_t wait_timer;  /* a plugin's torii.sleep */
+    torii_timer_t retry_timer; /* back-off before the next try */
     torii_buf_t in, out;
     size_t scanned;    /* head bytes already checked */
     uint32_t body_pos; /* ACTIVE: offset of unread body bytes in `in` */

@@ -10,6 +10,7 @@
  * direction, whatever the body size.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -41,7 +42,7 @@ static uint32_t high_water(const torii_worker_t *w)
 const torii_timeouts_t *torii_driver_timeouts(const torii_upstream_t *up)
 {
     if (up->client && up->client->req && up->client->req->route)
-        return &up->client->req->route->timeout;
+        return &up->client->req->try_timeout; /* the route's, per_try_timeout applied */
     return &up->w->conf->proxy.timeout;
 }
 
@@ -77,12 +78,20 @@ static void connect_upstream(torii_client_t *c, bool fresh)
     torii_request_t *r = c->req;
     const torii_route_conf_t *route = r->route;
     torii_upstream_t *up;
-    if (!fresh && !torii_pick_node(r)) {
-        torii_client_error(c, 503, "no upstream node can take the request");
+    const torii_retry_conf_t *rc = route->upstream ? &torii_pick_base(r)->retry : NULL;
+    const char *why = NULL;
+    if (!fresh && !torii_pick_node(r, torii_loop_now(w->loop), &why)) {
+        torii_log_error("%s, route: %s, request_id: %s", why, route->id, r->id);
+        torii_client_error(c, 503, why);
         return;
     }
     r->tries++;
     r->t_upstream = torii_loop_now(w->loop);
+    if (r->tries == 1)
+        r->t_first = r->t_upstream;
+    r->try_timeout = route->timeout;
+    if (rc && rc->per_try_timeout_ms && rc->per_try_timeout_ms < r->try_timeout.read_ms)
+        r->try_timeout.read_ms = rc->per_try_timeout_ms;
     up = fresh ? torii_upstream_connect(w, &r->node->addr) : torii_upstream_get(w, &r->node->addr);
     if (!up) {
         torii_log_error("connect() to upstream %s failed: %s, client: %s, route: %s, request_id: %s",
@@ -314,6 +323,82 @@ static bool may_retry(const torii_request_t *r, const torii_upstream_t *up, tori
            r->body.in == TORII_BODY_NONE && torii_method_idempotent(r->head.method) && r->tries < 2;
 }
 
+/* May the try that just failed (cause: TORII_RETRY_*, or a status) be
+ * followed by another, as the upstream's retry: says? Only while nothing
+ * was sent to the client and the request can be sent again as it was. */
+static bool retry_allowed(torii_client_t *c, unsigned cause, int status)
+{
+    torii_request_t *r = c->req;
+    const torii_retry_conf_t *rc = r->route->upstream ? &torii_pick_base(r)->retry : NULL;
+    double now = torii_loop_now(c->w->loop);
+    bool wanted = false;
+    if (!rc || r->retries >= rc->count || r->response_started)
+        return false;
+    if (status) {
+        wanted = (rc->on & TORII_RETRY_5XX) && status >= 500;
+        for (uint32_t i = 0; i < rc->nstatuses && !wanted; i++)
+            wanted = rc->statuses[i] == status;
+    } else {
+        wanted = (rc->on & cause) != 0;
+    }
+    if (!wanted)
+        return false;
+    /* Bodies stream through and are not kept: only a request without one
+     * can be sent again. */
+    if (r->body.in != TORII_BODY_NONE || (!torii_method_idempotent(r->head.method) && !rc->non_idempotent))
+        return false;
+    if (rc->timeout_ms && (now - r->t_first) * 1000 >= rc->timeout_ms)
+        return false;
+    {
+        const char *why;
+        if (!torii_pick_may_retry(r, &why)) {
+            torii_log_warn("upstream circuit breaker: %s: not retrying, route: %s, request_id: %s", why, r->route->id,
+                           r->id);
+            return false;
+        }
+    }
+    if (!torii_pick_retry_budget(r, now)) {
+        torii_log_warn("upstream retry budget spent (%u%% of recent requests, at least %u/s): not retrying, "
+                       "route: %s, request_id: %s",
+                       rc->budget_percent, rc->budget_min, r->route->id, r->id);
+        return false;
+    }
+    return true;
+}
+
+/* Drop the failed try and start the next after a back-off: base * 2^n,
+ * with jitter (0.5..1.5), capped. */
+static void retry_later(torii_client_t *c, const char *why)
+{
+    torii_request_t *r = c->req;
+    const torii_retry_conf_t *rc = &torii_pick_base(r)->retry;
+    double now = torii_loop_now(c->w->loop), delay = rc->backoff_ms / 1000.0;
+    for (uint8_t i = 0; i < r->retries && delay < rc->backoff_max_ms / 1000.0; i++)
+        delay *= 2;
+    if (delay > rc->backoff_max_ms / 1000.0)
+        delay = rc->backoff_max_ms / 1000.0;
+    delay *= 0.5 + (double)(r->id[15] ^ (uint8_t)(now * 1e6)) / 255.0;
+    if (rc->timeout_ms && now + delay > r->t_first + rc->timeout_ms / 1000.0)
+        delay = 0;
+    detach_upstream(c, false);
+    torii_pick_try_ended(r, now, true);
+    r->retries++;
+    torii_log_warn("upstream %s: %s; retry %u of %u in %.0f ms, route: %s, request_id: %s", r->node->addr_text, why,
+                   r->retries, rc->count, delay * 1000, r->route->id, r->id);
+    torii_pick_backoff(r, true);
+    torii_timer_arm(c->w->loop, &c->retry_timer, delay);
+}
+
+void torii_driver_retry_due(torii_loop_t *loop, torii_timer_t *t, int revents)
+{
+    torii_client_t *c = t->data;
+    (void)loop, (void)revents;
+    if (c->req && !c->up) {
+        torii_pick_backoff(c->req, false);
+        connect_upstream(c, false);
+    }
+}
+
 void torii_driver_upstream_error(torii_upstream_t *up, torii_uperr_t kind, int err)
 {
     torii_client_t *c = up->client;
@@ -324,11 +409,21 @@ void torii_driver_upstream_error(torii_upstream_t *up, torii_uperr_t kind, int e
         return;
     }
     r = c->req;
+    if (!r->try_status) /* for passive health checks */
+        r->try_error = timeout ? TORII_TRY_TIMEOUT : TORII_TRY_TCP;
     if (may_retry(r, up, kind)) {
         torii_log_info("upstream %s: reused connection failed (%s), retrying on a new one, request_id: %s",
                        r->node->addr_text, err ? strerror(err) : "closed", r->id);
         detach_upstream(c, false);
         connect_upstream(c, true);
+        return;
+    }
+    if (!r->response_started && retry_allowed(c,
+                                              timeout                       ? TORII_RETRY_TIMEOUT
+                                              : kind == TORII_UPERR_CONNECT ? TORII_RETRY_CONNECT
+                                                                            : TORII_RETRY_ERROR,
+                                              0)) {
+        retry_later(c, kind == TORII_UPERR_IO && err == 0 ? "closed the connection" : uperr_text(kind));
         return;
     }
     torii_log_error("upstream %s: %s%s%s while %s, client: %s, request: \"%.*s %.*s\", route: %s, request_id: %s",
@@ -410,6 +505,13 @@ static int response_head(torii_client_t *c, torii_upstream_t *up)
             return TORII_DONE;
         }
         if (r->resp.status >= 200) {
+            r->try_status = r->resp.status;
+            if (retry_allowed(c, 0, r->resp.status)) {
+                char why[48];
+                snprintf(why, sizeof why, "answered %d", r->resp.status);
+                retry_later(c, why);
+                return TORII_DONE;
+            }
             if (!start_response(c))
                 return TORII_DONE; /* answered with an error instead */
             torii_buf_consume(&up->in, head_len);

@@ -14,6 +14,9 @@ void torii_driver_begin(torii_client_t *c);
 /* A plugin's wait (torii.sleep) is over: go on with its phase. */
 void torii_driver_wait_over(torii_loop_t *loop, torii_timer_t *t, int revents);
 
+/* A retry's back-off is over: the next try. */
+void torii_driver_retry_due(torii_loop_t *loop, torii_timer_t *t, int revents);
+
 /* Body bytes arrived in c->in (from c->body_pos on). */
 void torii_driver_body(torii_client_t *c);
 

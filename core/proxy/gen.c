@@ -72,6 +72,16 @@ static void free_balancers(torii_gen_t *g)
         torii_balancer_free(g->bal[i]);
     free(g->bal);
     g->bal = NULL;
+    free(g->budget);
+    g->budget = NULL;
+    free(g->load);
+    g->load = NULL;
+    for (uint32_t i = 0; g->health && i < g->conf->nupstreams; i++)
+        free(g->health[i]);
+    free(g->health);
+    g->health = NULL;
+    free(g->next_recheck);
+    g->next_recheck = NULL;
 }
 
 static torii_gen_t *build(conf_ref_t *cref, uint64_t id, char *err, size_t errlen)
@@ -93,8 +103,16 @@ static torii_gen_t *build(conf_ref_t *cref, uint64_t id, char *err, size_t errle
     }
     g->router = torii_router_build(conf);
     g->bal = calloc(conf->nupstreams + 1, sizeof *g->bal);
-    if (!g->router || !g->bal)
+    g->budget = calloc(conf->nupstreams + 1, sizeof *g->budget);
+    g->load = calloc(conf->nupstreams + 1, sizeof *g->load);
+    g->health = calloc(conf->nupstreams + 1, sizeof *g->health);
+    g->next_recheck = calloc(conf->nupstreams + 1, sizeof *g->next_recheck);
+    if (!g->router || !g->bal || !g->budget || !g->load || !g->health || !g->next_recheck)
         abort();
+    for (uint32_t i = 0; i < conf->nupstreams; i++) {
+        if (conf->upstreams[i]->passive.on && !(g->health[i] = calloc(conf->upstreams[i]->nnodes, sizeof **g->health)))
+            abort();
+    }
     for (uint32_t i = 0; i < conf->nupstreams; i++) {
         if (!(g->bal[i] = balancer_for(conf->upstreams[i], err, errlen))) {
             free_balancers(g);
@@ -156,6 +174,16 @@ void torii_gen_retire(torii_gen_t *g)
     torii_vm_retire(g->vm);
     torii_timers_stop_vm(g->vm);
     torii_gen_release(g);
+}
+
+const torii_upstream_conf_t *torii_gen_upstream(const torii_gen_t *g, const char *id, size_t n)
+{
+    for (uint32_t i = 0; i < g->conf->nupstreams; i++) {
+        const torii_upstream_conf_t *u = g->conf->upstreams[i];
+        if (u->declared && strlen(u->id) == n && memcmp(u->id, id, n) == 0)
+            return u;
+    }
+    return NULL;
 }
 
 uint32_t torii_gen_alive(void)

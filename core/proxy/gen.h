@@ -19,6 +19,25 @@
 
 struct torii_vm_s;
 
+/* Requests and retries of one upstream, per worker, in two windows. */
+typedef struct {
+    double start;
+    uint32_t requests[2], retries[2];
+} torii_retry_budget_t;
+
+/* What one upstream has in flight in this worker (circuit_breaker). */
+typedef struct {
+    uint32_t active;   /* tries in flight */
+    uint32_t pending;  /* requests in a retry's back-off */
+    uint32_t retrying; /* retries in flight */
+} torii_upstream_load_t;
+
+/* A node's passive health in this worker. */
+typedef struct {
+    uint16_t http, tcp, timeouts; /* consecutive failed tries of each kind */
+    double down_until;            /* 0: up */
+} torii_node_health_t;
+
 typedef struct torii_gen_s {
     uint64_t id;          /* 1 at start, +1 per reload that became current */
     torii_config_t *conf; /* shared by the VMs of the generation */
@@ -26,6 +45,10 @@ typedef struct torii_gen_s {
     torii_router_t *router;
     struct torii_vm_s *vm;         /* the plugins' Lua VM */
     struct torii_balancer_s **bal; /* per upstream (conf->upstreams[i]->index) */
+    torii_retry_budget_t *budget;  /* per upstream */
+    torii_upstream_load_t *load;   /* per upstream */
+    torii_node_health_t **health;  /* per upstream with checks.passive: per node */
+    double *next_recheck;          /* per upstream: when a node's cool-down ends */
     uint32_t refs;                 /* requests on it, +1 while it is current */
     bool retired;
 } torii_gen_t;
@@ -41,6 +64,9 @@ torii_gen_t *torii_gen_build(torii_config_t *conf, uint64_t id, char *err, size_
 /* The same generation on a fresh Lua VM (the old one grew past its
  * memory limit): same configuration, new VM and router. */
 torii_gen_t *torii_gen_rebuild(const torii_gen_t *g, char *err, size_t errlen);
+
+/* The upstream declared with this id in g's configuration, or NULL. */
+const torii_upstream_conf_t *torii_gen_upstream(const torii_gen_t *g, const char *id, size_t n);
 
 /* A request starts on g. */
 static inline void torii_gen_hold(torii_gen_t *g)

@@ -30,6 +30,7 @@ int torii_ffi_up_target(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_up_get_target(struct torii_request_s *r, const char **p, size_t *n);
 int torii_ffi_up_method(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_up_host(struct torii_request_s *r, const char *p, size_t n);
+int torii_ffi_up_upstream(struct torii_request_s *r, const char *id, size_t n);
 int torii_ffi_req_set_consumer(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_resp_header(struct torii_request_s *r, int op, const char *name, size_t nlen,
   const char *value, size_t vlen);

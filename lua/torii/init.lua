@@ -163,6 +163,16 @@ function upstream.set_method(method)
 end
 
 --- The Host header sent upstream (rewrite, access).
+--- Send the request to another upstream (an id of `upstreams:`) instead of
+--- its route's (rewrite, access). true, or nil and why (no such upstream).
+function upstream.set_upstream(id)
+  id = tostring(id)
+  local rc = C.torii_ffi_up_upstream(current("upstream.set_upstream"), id, #id)
+  if rc == tffi.NOT_FOUND then return nil, tffi.errmsg() end
+  check(rc, "upstream.set_upstream")
+  return true
+end
+
 function upstream.set_host(host)
   upstream_set(C.torii_ffi_up_host, "upstream.set_host", host)
 end

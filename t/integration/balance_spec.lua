@@ -190,6 +190,14 @@ describe("upstream configuration errors", function()
       check("routes: [{id: a, uri: /w, upstream: {id: x, nodes: [\"127.0.0.1:1\"]}}]\n"))
     assert.matches("upstreams%[0%]: missing required key \"id\"",
       check("upstreams: [{nodes: [\"127.0.0.1:1\"]}]\n"))
+    assert.matches("retry%.to \"nope\" names no upstream",
+      check("upstreams: [{id: w, nodes: [\"127.0.0.1:1\"], retry: {to: nope}}]\n"))
+    assert.matches("nodes%[0%]%.retry_to \"x\" names neither a node id of this upstream nor an upstream",
+      check("upstreams: [{id: w, nodes: [{host: 127.0.0.1, port: 1, retry_to: x}]}]\n"))
+    assert.matches("upstreams%[0%]%.retry%.on%[0%]: must be connect_error, timeout, error, 5xx or a status",
+      check("upstreams: [{id: w, nodes: [\"127.0.0.1:1\"], retry: {on: [sometimes]}}]\n"))
+    assert.matches("upstreams%[0%]%.retry%.count: must be <= 100",
+      check("upstreams: [{id: w, nodes: [\"127.0.0.1:1\"], retry: {count: 1000}}]\n"))
     assert.matches("listed twice",
       check("upstreams: [{id: w, type: chash, nodes: [\"127.0.0.1:1\", \"127.0.0.1:1\"]}]\n"))
   end)

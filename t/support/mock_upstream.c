@@ -2,7 +2,7 @@
  * mock_upstream.c - scriptable HTTP/1.1 upstream for torii's integration
  * tests, the `make run` demo and benchmarks.
  *
- *   mock-upstream --listen HOST:PORT [--id NAME] [--idle-close MS] [--quiet]
+ *   mock-upstream --listen HOST:PORT [--id NAME] [--idle-close MS] [--status N] [--delay MS] [--quiet]
  *
  * HOST is an IPv4 address or [v6]. Single process, one libev loop, never
  * blocks. Keep-alive (HTTP/1.0 only with "Connection: keep-alive"),
@@ -10,6 +10,9 @@
  * 100-continue (sent for any HTTP/1.1 request announcing a body with
  * "Expect: 100-continue"). Malformed requests get 400 and a close. Every
  * response carries "X-Upstream-Id: NAME".
+ *
+ * --status N answers every request but /__stats with status N ("a node
+ * that fails"); --delay MS holds every answer but /__stats that long.
  *
  * Paths (query arguments after '?'):
  *   /bench                  200 "hello, world\n" (prebuilt, fast path)
@@ -306,7 +309,9 @@ struct server {
     ev_timer accept_retry;
     ev_signal sigterm, sigint;
     const char *id;
-    double idle_close; /* seconds, 0 = off */
+    double idle_close;  /* seconds, 0 = off */
+    int force_status;   /* --status: every answer (0: off) */
+    double force_delay; /* --delay: seconds before every answer */
     bool quiet;
     bool accept_paused; /* out of descriptors, retrying on a timer */
     struct conn *conns;
@@ -1253,8 +1258,31 @@ static void respond_closing(struct conn *c, bool reset, bool garbage)
     finish_response(c);
 }
 
+/* --status: this node fails whatever is asked. */
+static void respond_forced(struct conn *c)
+{
+    int code = c->srv->force_status, n;
+    char text[32];
+    n = snprintf(text, sizeof text, "status %d\n", code);
+    resp_start(c, code);
+    buf_append(&c->out, LIT("Content-Type: text/plain\r\n"));
+    resp_end(c, true, (uint64_t)n);
+    if (!c->req.is_head)
+        buf_append(&c->out, text, (size_t)n);
+    finish_response(c);
+}
+
 static void respond(struct conn *c)
 {
+    if (c->req.route != R_STATS && c->srv->force_delay > 0 && c->state != ST_WAIT) {
+        c->state = ST_WAIT; /* on_timer answers */
+        timer_start(c->srv->loop, &c->timer, c->srv->force_delay);
+        return;
+    }
+    if (c->req.route != R_STATS && c->srv->force_status) {
+        respond_forced(c);
+        return;
+    }
     switch (c->req.route) {
     case R_BENCH: respond_bench(c); return;
     case R_STATUS: respond_status(c); return;
@@ -1656,7 +1684,11 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     struct conn *c = w->data;
     (void)loop, (void)revents;
     switch (c->state) {
-    case ST_WAIT: /* /delay elapsed */
+    case ST_WAIT: /* /delay or --delay elapsed */
+        if (c->srv->force_status) {
+            respond_forced(c);
+            break;
+        }
         respond_echo(c, NULL);
         finish_response(c);
         break;
@@ -1773,7 +1805,8 @@ static void die(const char *msg, const char *detail)
 
 static void usage(void)
 {
-    die("usage: mock-upstream --listen HOST:PORT [--id NAME] [--idle-close MS] [--quiet]", NULL);
+    die("usage: mock-upstream --listen HOST:PORT [--id NAME] [--idle-close MS] [--status N] [--delay MS] [--quiet]",
+        NULL);
 }
 
 /* "1.2.3.4:80" or "[::1]:80" */
@@ -1867,6 +1900,11 @@ static void parse_args(struct server *s, int argc, char **argv, const char **lis
             s->id = v;
         else if (strcmp(a, "--idle-close") == 0 && parse_u64(v, strlen(v), &ms))
             s->idle_close = (double)ms / 1000.;
+        else if (strcmp(a, "--status") == 0 && parse_u64(v, strlen(v), &ms) && ms >= 200 && ms <= 599 && ms != 204 &&
+                 ms != 304)
+            s->force_status = (int)ms;
+        else if (strcmp(a, "--delay") == 0 && parse_u64(v, strlen(v), &ms))
+            s->force_delay = (double)ms / 1000.;
         else
             usage();
     }

@@ -1,0 +1,104 @@
+-- traffic-split (plugins/traffic-split.lua): 80% of a route's requests to
+-- the old API with its path, 20% to the new service with a rewritten
+-- path; the split exact in every window of 100 requests; a header that
+-- forces the canary; errors named.
+
+local gateway = require "gateway"
+local http = require "http"
+local cjson = require "cjson"
+
+describe("traffic-split", function()
+  local gw, old, new
+
+  setup(function()
+    old = gateway.mock({ id = "old" })
+    new = gateway.mock({ id = "new" })
+    gw = gateway.start { config = {
+      workers = 1,
+      upstreams = { { id = "new-api", nodes = { "127.0.0.1:" .. new.port } } },
+      routes = {
+        { id = "orders", uri = "/api/orders/*", upstream = { nodes = { "127.0.0.1:" .. old.port } },
+          plugins = { ["traffic-split"] = { rules = {
+            { match = { { vars = { { "http_x_canary", "==", "1" } } } },
+              weighted_upstreams = { { upstream_id = "new-api", weight = 1, uri = "/v2/orders" } } },
+            { weighted_upstreams = {
+              { upstream_id = "new-api", weight = 20, uri = "/v2/orders" },
+              { weight = 80 } } },
+          } } } },
+      },
+    } }
+  end)
+
+  teardown(function()
+    if gw then gw:assert_clean() end
+    gateway.cleanup_all()
+  end)
+
+  local function send(conn, headers)
+    assert(conn:request({ method = "GET", path = "/api/orders/7?x=1", headers = headers }))
+    local resp = assert(conn:read_response({ timeout = 10 }))
+    assert.are.equal(200, resp.status)
+    return resp:header("X-Upstream-Id"), cjson.decode(resp.body)
+  end
+
+  it("splits 80/20, exactly in every window of 100 requests, rewriting the canary's path", function()
+    local conn = assert(http.connect(gw.port, { timeout = 10 }))
+    local counts, seen = { old = 0, new = 0 }, 0
+    for i = 1, 1000 do
+      if i % 900 == 0 then -- keepalive_requests: a new connection now and then
+        conn:close()
+        conn = assert(http.connect(gw.port, { timeout = 10 }))
+      end
+      local id, doc = send(conn)
+      counts[id] = counts[id] + 1
+      seen = seen + 1
+      if id == "new" then
+        assert.are.equal("/v2/orders?x=1", doc.target)
+      else
+        assert.are.equal("/api/orders/7?x=1", doc.target)
+      end
+      if seen % 100 == 0 then
+        assert.are.same({ old = 80, new = 20 }, counts, "window ending at request " .. i)
+        counts = { old = 0, new = 0 }
+      end
+    end
+    conn:close()
+  end)
+
+  it("a matching header forces the canary", function()
+    local conn = assert(http.connect(gw.port, { timeout = 10 }))
+    for _ = 1, 10 do
+      local id = send(conn, { { "X-Canary", "1" } })
+      assert.are.equal("new", id)
+    end
+    conn:close()
+  end)
+
+  it("names what is wrong in its configuration", function()
+    local code, _, err, _, dir = gateway.check_config([[
+listen: 127.0.0.1:1
+routes:
+  - id: r
+    uri: /x
+    upstream: {nodes: ["127.0.0.1:1"]}
+    plugins:
+      traffic-split:
+        rules: [{weighted_upstreams: [{upstream_id: a, weight: -1}]}]
+]])
+    gateway.rmdir(dir)
+    assert.are.equal(1, code)
+    assert.matches("routes%[0%]%.plugins%.traffic%-split%.rules%[0%]%.weighted_upstreams%[0%]%.weight", err)
+  end)
+
+  it("an upstream_id that does not exist fails the request, logged", function()
+    local g2 = gateway.start { config = {
+      workers = 1,
+      routes = { { id = "r", uri = "/x", upstream = { nodes = { "127.0.0.1:" .. old.port } },
+        plugins = { ["traffic-split"] = { rules = { { weighted_upstreams = { { upstream_id = "ghost" } } } } } } } },
+    } }
+    local resp = assert(http.get(g2.port, "/x", { timeout = 5 }))
+    assert.are.equal(500, resp.status)
+    assert.is_truthy(g2:wait_log("no upstream with this id", 5))
+    g2:cleanup()
+  end)
+end)
