@@ -16,32 +16,15 @@ ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNS:-50}
 CLK_TCK=$(getconf CLK_TCK)
 TMP=$(mktemp -d /tmp/torii-bench-plugins.XXXXXX)
-PIDS=()
 PIN_PROXY=() PIN_LOAD=()
 if (($(nproc) >= 2)) && command -v taskset >/dev/null; then
     PIN_PROXY=(taskset -c 1)
     PIN_LOAD=(taskset -c 0)
 fi
 
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "bench/plugins: nothing listens on port $1" >&2
-    return 1
-}
+BENCH_NAME=bench/plugins
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 child_of() { pgrep -P "$1" | head -1; }
 

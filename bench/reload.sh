@@ -16,27 +16,10 @@ cd "$(dirname "$0")/.." || exit 1
 RELOADS_10K=${BENCH_RELOADS_10K:-10}
 RELOADS_MEM=${BENCH_RELOADS_MEM:-1000}
 TMP=$(mktemp -d /tmp/torii-bench-reload.XXXXXX)
-PIDS=()
 
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$p" 2>/dev/null
-    done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "bench/reload: nothing listens on port $1" >&2
-    return 1
-}
+BENCH_NAME=bench/reload
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 workers_rss_kib() { # sum of VmRSS of the master's children
     local sum=0 kb
     for p in $(pgrep -P "$1"); do

@@ -22,6 +22,7 @@
 #include "process/control.h"
 #include "process/master.h"
 #include "process/pidfile.h"
+#include "proxy/health.h"
 #include "testmode/testmode.h"
 
 #define RELOAD_WAIT 90.0 /* seconds; the master gives up on a worker after 60 */
@@ -173,6 +174,9 @@ static int open_zones(const torii_config_t *conf, const torii_vm_t *vm, bool che
     }
     if (check_only)
         return TORII_OK;
+    /* Active health checks: worker 1 probes, every worker reads. */
+    if (!torii_zones_add(TORII_HEALTH_ZONE, TORII_HEALTH_ZONE_SIZE, err, errlen))
+        return TORII_ERROR;
     for (uint32_t i = 0; i < conf->nshdicts; i++)
         if (!torii_zones_add(conf->shdict_names[i], conf->shdict_sizes[i], err, errlen))
             return TORII_ERROR;

@@ -57,6 +57,7 @@ typedef struct {
     uint32_t backoff_ms;         /* before the first retry; doubles, with jitter */
     uint32_t backoff_max_ms;
     bool non_idempotent;     /* retry POST, PATCH... too */
+    uint64_t body_limit;     /* request bodies up to this are kept for a retry (0: none retried) */
     uint32_t budget_percent; /* retries at most this share of recent requests... */
     uint32_t budget_min;     /* ...or this many per second, whichever is more */
 } torii_retry_conf_t;
@@ -88,6 +89,16 @@ typedef struct torii_upstream_conf_s {
         uint32_t nstatuses;
         uint32_t cooldown_ms; /* down this long, then tried again */
     } passive;
+    struct {
+        bool on;    /* checks.active given */
+        char *path; /* http_path, default "/" */
+        char *host; /* Host header, default the node's address */
+        uint32_t timeout_ms;
+        uint32_t healthy_interval_ms, healthy_successes;
+        uint16_t *healthy_statuses;
+        uint32_t nhealthy_statuses;
+        uint32_t unhealthy_interval_ms, http_failures, tcp_failures, timeouts;
+    } active;
     uint32_t max_connections; /* circuit_breaker, per worker (0: no cap): tries in flight */
     uint32_t max_pending;     /* requests waiting to retry */
     uint32_t max_retries;     /* retries in flight */

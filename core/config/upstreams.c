@@ -242,6 +242,7 @@ static const torii_field_t retry_fields[] = {
     RF("per_try_timeout", torii_dec_duration, per_try_timeout_ms, 1, 86400000),
     RF("timeout", torii_dec_duration, timeout_ms, 1, 86400000),
     RF("non_idempotent", dec_flag, non_idempotent, 0, 0),
+    RF("body_limit", torii_dec_size, body_limit, 0, 1 << 30),
     {"backoff", torii_dec_object, 0, 0, 0, backoff_fields, false},
     {"budget", torii_dec_object, 0, 0, 0, budget_fields, false},
     {0},
@@ -257,6 +258,7 @@ static bool dec_retry(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const 
     rc->backoff_max_ms = 1000;
     rc->budget_percent = 20;
     rc->budget_min = 3;
+    rc->body_limit = 64 * 1024;
     if (!torii_decode_object(c, n, rc, retry_fields))
         return false;
     if (!(rc->on & 0x100)) /* no `on`: connection failures and timeouts, plus any `status` */
@@ -334,10 +336,88 @@ static bool dec_passive(torii_dctx_t *c, const torii_cnode_t *n, void *dst, cons
     return torii_decode_object(c, n, u, passive_fields);
 }
 
-static bool dec_active(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+static bool dec_healthy_statuses(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    torii_upstream_conf_t *u = dst;
+    (void)f;
+    if (!torii_dec_expect(c, n, TORII_CN_SEQ))
+        return false;
+    if (n->n == 0)
+        return torii_dctx_fail(c, n, "must list at least one status");
+    u->active.healthy_statuses = torii_palloc(c->pool, sizeof *u->active.healthy_statuses * n->n);
+    u->active.nhealthy_statuses = 0;
+    for (size_t i = 0; i < n->n; i++) {
+        const torii_cnode_t *v = n->items[i];
+        if (v->type != TORII_CN_INT || v->v.i < 200 || v->v.i > 599) {
+            torii_dctx_push_index(c, i);
+            return torii_dctx_fail(c, v, "must be a status 200..599");
+        }
+        u->active.healthy_statuses[u->active.nhealthy_statuses++] = (uint16_t)v->v.i;
+    }
+    return true;
+}
+
+#define AF(name, fn, member, lo, hi)                                                                                   \
+    {                                                                                                                  \
+        name, fn, offsetof(torii_upstream_conf_t, active.member), lo, hi, NULL, false                                  \
+    }
+
+static const torii_field_t active_healthy_fields[] = {
+    AF("interval", torii_dec_duration, healthy_interval_ms, 10, 3600000),
+    AF("successes", torii_dec_uint, healthy_successes, 1, 255),
+    {"http_statuses", dec_healthy_statuses, 0, 0, 0, NULL, false},
+    {0},
+};
+
+static const torii_field_t active_unhealthy_fields[] = {
+    AF("interval", torii_dec_duration, unhealthy_interval_ms, 10, 3600000),
+    AF("http_failures", torii_dec_uint, http_failures, 0, 255),
+    AF("tcp_failures", torii_dec_uint, tcp_failures, 0, 255),
+    AF("timeouts", torii_dec_uint, timeouts, 0, 255),
+    {0},
+};
+
+static bool dec_probe_type(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
 {
     (void)dst, (void)f;
-    return torii_dctx_fail(c, n, "active health checks are not built yet (checks.passive is)");
+    if (!torii_dec_expect(c, n, TORII_CN_STR))
+        return false;
+    if (strcmp(n->text, "http") != 0)
+        return torii_dctx_fail(c, n, "only http probes are built (https needs TLS to upstreams, tcp is to come)");
+    return true;
+}
+
+static const torii_field_t active_fields[] = {
+    {"type", dec_probe_type, 0, 0, 0, NULL, false},
+    AF("http_path", torii_dec_string, path, 1, 0),
+    AF("host", torii_dec_string, host, 1, 0),
+    AF("timeout", torii_dec_duration, timeout_ms, 1, 3600000),
+    {"healthy", torii_dec_object, 0, 0, 0, active_healthy_fields, false},
+    {"unhealthy", torii_dec_object, 0, 0, 0, active_unhealthy_fields, false},
+    {0},
+};
+
+static bool dec_active(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    static const uint16_t ok[] = {200, 302}; /* APISIX's defaults */
+    torii_upstream_conf_t *u = dst;
+    (void)f;
+    u->active.on = true;
+    u->active.path = "/";
+    u->active.timeout_ms = 1000;
+    u->active.healthy_interval_ms = 1000;
+    u->active.healthy_successes = 2;
+    u->active.healthy_statuses = (uint16_t *)ok;
+    u->active.nhealthy_statuses = 2;
+    u->active.unhealthy_interval_ms = 1000;
+    u->active.http_failures = 5;
+    u->active.tcp_failures = 2;
+    u->active.timeouts = 3;
+    if (!torii_decode_object(c, n, u, active_fields))
+        return false;
+    if (u->active.path[0] != '/')
+        return torii_dctx_fail(c, n, "http_path must start with /");
+    return true;
 }
 
 static const torii_field_t checks_fields[] = {
@@ -543,7 +623,8 @@ static bool link_retries(torii_dctx_t *c, torii_config_t *conf, torii_upstream_c
                                             .backoff_ms = 25,
                                             .backoff_max_ms = 1000,
                                             .budget_percent = 20,
-                                            .budget_min = 3};
+                                            .budget_min = 3,
+                                            .body_limit = 64 * 1024};
     }
     return true;
 }

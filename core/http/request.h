@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "base/list.h"
+#include "base/buf.h"
 #include "config/config.h"
 #include "event/loop.h"
 #include "http/chunked.h"
@@ -40,17 +41,19 @@ typedef struct torii_request_s {
     torii_str_t path;          /* normalised path the route was matched on */
     char *path_buf;            /* its storage when it differs from head.path */
     const torii_node_conf_t *node;
-    int node_index;                              /* in its upstream's nodes, for the balancer */
-    bool balanced;                               /* the balancer counted a try on node_index */
-    const struct torii_upstream_conf_s *try_up;  /* the upstream of the current try */
-    torii_btried_t tried;                        /* nodes of try_up tried already */
-    uint8_t retries;                             /* tries after the first, so far */
-    bool backing_off;                            /* counted in its upstream's load.pending */
-    uint8_t try_error;                           /* how the current try failed: 0, TORII_TRY_TCP, TORII_TRY_TIMEOUT */
-    int try_status;                              /* the current try's final status (0: none yet) */
-    double t_first;                              /* when the first try began */
-    torii_timeouts_t try_timeout;                /* the route's, or retry.per_try_timeout for reads */
-    torii_str_t up_upstream;                     /* an upstream id a plugin chose (traffic-split) */
+    int node_index;                             /* in its upstream's nodes, for the balancer */
+    bool balanced;                              /* the balancer counted a try on node_index */
+    const struct torii_upstream_conf_s *try_up; /* the upstream of the current try */
+    torii_btried_t tried;                       /* nodes of try_up tried already */
+    uint8_t retries;                            /* tries after the first, so far */
+    bool backing_off;                           /* counted in its upstream's load.pending */
+    uint8_t replay;               /* the body kept for retries: 0 not decided, 1 kept so far, 2 not kept */
+    torii_buf_t replay_buf;       /* ... as sent upstream (framed) */
+    uint8_t try_error;            /* how the current try failed: 0, TORII_TRY_TCP, TORII_TRY_TIMEOUT */
+    int try_status;               /* the current try's final status (0: none yet) */
+    double t_first;               /* when the first try began */
+    torii_timeouts_t try_timeout; /* the route's, or retry.per_try_timeout for reads */
+    torii_str_t up_upstream;      /* an upstream id a plugin chose (traffic-split) */
     const struct torii_upstream_conf_s *base_up; /* the request's upstream: up_upstream's or the route's */
     torii_str_t consumer;                        /* set by an authentication plugin (chash on consumer) */
     torii_body_t body;                           /* client -> upstream */

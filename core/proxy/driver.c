@@ -102,6 +102,8 @@ static void connect_upstream(torii_client_t *c, bool fresh)
     up->client = c;
     c->up = up;
     torii_step_upstream_head(&up->out, r, w->conf);
+    if (r->retries > 0 && r->replay == 1) /* what the failed try sent of the body; the rest follows */
+        torii_buf_append(&up->out, torii_buf_pos(&r->replay_buf), torii_buf_len(&r->replay_buf));
     torii_upstream_update_timer(up);
     torii_driver_body(c);
 }
@@ -188,6 +190,24 @@ static bool request_sent(const torii_request_t *r, const torii_upstream_t *up)
     return r->body.done && up->state != TORII_UP_CONNECTING && torii_buf_len(&up->out) == 0;
 }
 
+/* Keep what goes upstream of the body, for a retry, while it stays within
+ * the upstream's retry.body_limit. */
+static void keep_for_replay(torii_request_t *r, const torii_upstream_t *up, size_t from)
+{
+    const torii_retry_conf_t *rc = &torii_pick_base(r)->retry;
+    size_t n = torii_buf_len(&up->out) - from;
+    if (r->replay == 0)
+        r->replay = rc->count > 0 && rc->body_limit > 0 ? 1 : 2;
+    if (r->replay != 1 || n == 0)
+        return;
+    if (torii_buf_len(&r->replay_buf) + n > rc->body_limit) {
+        r->replay = 2; /* too large to keep: this request will not be retried */
+        torii_buf_release(&r->replay_buf);
+        return;
+    }
+    torii_buf_append(&r->replay_buf, torii_buf_pos(&up->out) + from, n);
+}
+
 /* One step of the request body: LENGTH bytes or one chunked slice.
  * Returns false when the request failed (c may be gone). */
 static bool body_step(torii_client_t *c, torii_upstream_t *up)
@@ -195,6 +215,7 @@ static bool body_step(torii_client_t *c, torii_upstream_t *up)
     torii_request_t *r = c->req;
     const char *p = c->in.data + c->body_pos;
     size_t avail = c->in.end - c->body_pos;
+    size_t before = torii_buf_len(&up->out);
     if (r->body.in == TORII_BODY_LENGTH) {
         size_t n = avail < r->body.left ? avail : (size_t)r->body.left;
         torii_buf_append(&up->out, p, n);
@@ -224,6 +245,7 @@ static bool body_step(torii_client_t *c, torii_upstream_t *up)
             r->body.done = true;
         }
     }
+    keep_for_replay(r, up, before);
     if (r->body.total > r->route->max_body_size) {
         torii_log_info("client %s: request body over %llu bytes, request_id: %s", c->ip,
                        (unsigned long long)r->route->max_body_size, r->id);
@@ -343,9 +365,9 @@ static bool retry_allowed(torii_client_t *c, unsigned cause, int status)
     }
     if (!wanted)
         return false;
-    /* Bodies stream through and are not kept: only a request without one
-     * can be sent again. */
-    if (r->body.in != TORII_BODY_NONE || (!torii_method_idempotent(r->head.method) && !rc->non_idempotent))
+    /* A body is sent again from what was kept of it (up to body_limit). */
+    if ((r->body.in != TORII_BODY_NONE && r->replay != 1) ||
+        (!torii_method_idempotent(r->head.method) && !rc->non_idempotent))
         return false;
     if (rc->timeout_ms && (now - r->t_first) * 1000 >= rc->timeout_ms)
         return false;

@@ -82,6 +82,12 @@ static void free_balancers(torii_gen_t *g)
     g->health = NULL;
     free(g->next_recheck);
     g->next_recheck = NULL;
+    for (uint32_t i = 0; g->active_down && i < g->conf->nupstreams; i++)
+        free(g->active_down[i]);
+    free(g->active_down);
+    g->active_down = NULL;
+    free(g->health_checked);
+    free(g->health_version);
 }
 
 static torii_gen_t *build(conf_ref_t *cref, uint64_t id, char *err, size_t errlen)
@@ -107,10 +113,17 @@ static torii_gen_t *build(conf_ref_t *cref, uint64_t id, char *err, size_t errle
     g->load = calloc(conf->nupstreams + 1, sizeof *g->load);
     g->health = calloc(conf->nupstreams + 1, sizeof *g->health);
     g->next_recheck = calloc(conf->nupstreams + 1, sizeof *g->next_recheck);
-    if (!g->router || !g->bal || !g->budget || !g->load || !g->health || !g->next_recheck)
+    g->active_down = calloc(conf->nupstreams + 1, sizeof *g->active_down);
+    g->health_checked = calloc(conf->nupstreams + 1, sizeof *g->health_checked);
+    g->health_version = calloc(conf->nupstreams + 1, sizeof *g->health_version);
+    if (!g->router || !g->bal || !g->budget || !g->load || !g->health || !g->next_recheck || !g->active_down ||
+        !g->health_checked || !g->health_version)
         abort();
     for (uint32_t i = 0; i < conf->nupstreams; i++) {
         if (conf->upstreams[i]->passive.on && !(g->health[i] = calloc(conf->upstreams[i]->nnodes, sizeof **g->health)))
+            abort();
+        if (conf->upstreams[i]->active.on &&
+            !(g->active_down[i] = calloc(conf->upstreams[i]->nnodes, sizeof **g->active_down)))
             abort();
     }
     for (uint32_t i = 0; i < conf->nupstreams; i++) {

@@ -49,6 +49,9 @@ typedef struct torii_gen_s {
     torii_upstream_load_t *load;   /* per upstream */
     torii_node_health_t **health;  /* per upstream with checks.passive: per node */
     double *next_recheck;          /* per upstream: when a node's cool-down ends */
+    bool **active_down;            /* per upstream with checks.active: per node, as last synced */
+    double *health_checked;        /* per upstream: when the shared version was last read */
+    double *health_version;        /* ... and what it was */
     uint32_t refs;                 /* requests on it, +1 while it is current */
     bool retired;
 } torii_gen_t;

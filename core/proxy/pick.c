@@ -11,6 +11,7 @@
 #include "base/log.h"
 
 #include "proxy/gen.h"
+#include "proxy/health.h"
 #include "proxy/pick.h"
 #include "proxy/steps.h"
 #include "router/expr.h"
@@ -106,7 +107,7 @@ static void recheck(torii_gen_t *g, const torii_upstream_conf_t *u, torii_balanc
             continue;
         if (now >= h[i].down_until) {
             h[i] = (torii_node_health_t){0};
-            torii_balancer_set_down(b, (int)i, false);
+            torii_balancer_set_down(b, (int)i, torii_health_active_down(g, u, i));
             torii_log_notice("upstream %s: node %s back after its cool-down", u->id ? u->id : "(inline)",
                              u->nodes[i].text);
         } else if (next == 0 || h[i].down_until < next) {
@@ -172,6 +173,7 @@ bool torii_pick_node(torii_request_t *r, double now, const char **why)
         r->try_up = u;
     }
     b = r->gen->bal[u->index];
+    torii_health_sync(r->gen, u, now);
     recheck(r->gen, u, b, now);
     r->try_error = 0;
     r->try_status = 0;

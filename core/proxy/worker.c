@@ -27,6 +27,7 @@
 #include "lua/vm.h"
 #include "base/pool.h"
 #include "proxy/gen.h"
+#include "proxy/health.h"
 #include "proxy/pick.h"
 #include "proxy/worker.h"
 #include "proxy/worker_reload.h"
@@ -133,6 +134,7 @@ torii_request_t *torii_worker_request_new(torii_worker_t *w)
 void torii_worker_request_free(torii_worker_t *w, torii_request_t *r)
 {
     torii_gen_t *gen = r->gen;
+    torii_buf_release(&r->replay_buf);
     free(r->path_buf);
     r->path_buf = NULL;
     free(r->bf_buf);
@@ -249,6 +251,7 @@ static void cleanup(torii_worker_t *w)
     for (uint32_t i = 0; i < w->nfree_reqs; i++)
         free(w->free_reqs[i]);
     torii_worker_reload_close(w);
+    torii_health_stop(w);
     torii_budget_stop();
     torii_timers_shutdown();
     torii_gen_release(w->gen); /* the last reference: requests are gone */
@@ -294,6 +297,7 @@ int torii_worker_run(torii_config_t *conf, uint64_t gen_id, const int *listen_fd
     torii_vm_init_worker(w.gen->vm);
     setup_watchers(&w);
     torii_worker_reload_start(&w);
+    torii_health_start(&w);
     {
         sigset_t none; /* blocked since the fork (master.c): handlers are ready now */
         sigemptyset(&none);

@@ -18,6 +18,7 @@
 #include "lua/vm.h"
 #include "process/reload_msg.h"
 #include "proxy/gen.h"
+#include "proxy/health.h"
 #include "proxy/worker_reload.h"
 
 static double now_ms(void)
@@ -83,6 +84,7 @@ static void commit(torii_worker_t *w, uint64_t id)
     torii_budget_set(w->conf->lua_cpu_budget_ms);
     torii_gen_retire(old);
     torii_vm_init_worker(w->gen->vm);
+    torii_health_start(w); /* the probes of the new generation's upstreams */
     torii_log_info("reload: generation %llu is current (%u alive)", (unsigned long long)id, torii_gen_alive());
     torii_reload_send(w->ctl_fd, "current %llu %.1f", (unsigned long long)id, now_ms() - t0);
 }

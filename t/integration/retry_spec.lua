@@ -53,6 +53,8 @@ describe("upstream retries", function()
                     budget = { percent = 10, min_per_second = 0 }, backoff = { base = "0ms" } } },
         { id = "storm-to", nodes = { addr("storm_to") } },
         { id = "capped", nodes = { addr("slow") }, circuit_breaker = { max_connections = 2 } },
+        { id = "small-body", nodes = { addr("fail_a") },
+          retry = { status = { 503 }, to = "searchC", body_limit = "1k" } },
       },
       routes = {
         { id = "search", uri = "/search/*", upstream_id = "search" },
@@ -63,6 +65,7 @@ describe("upstream retries", function()
         { id = "post-ok", uri = "/post-ok/*", upstream_id = "post-ok" },
         { id = "storm", uri = "/storm/*", upstream_id = "storm" },
         { id = "capped", uri = "/capped/*", upstream_id = "capped" },
+        { id = "small-body", uri = "/small-body/*", upstream_id = "small-body" },
       },
     } }
   end)
@@ -125,6 +128,24 @@ describe("upstream retries", function()
     assert.are.equal("searchC", resp:header("X-Upstream-Id"))
     -- a GET on the same upstream is retried
     assert.are.equal(200, get("/post/x").status)
+  end)
+
+  it("sends a request body again on the retry (kept up to body_limit)", function()
+    local body = string.rep("0123456789abcdef", 256) -- 4 KiB
+    local resp = get("/search/put", { method = "PUT", body = body })
+    assert.are.equal(200, resp.status)
+    assert.are.equal("searchC", resp:header("X-Upstream-Id"))
+    local doc = require("cjson").decode(resp.body)
+    assert.are.equal(#body, #doc.body)
+    assert.are.equal(body, doc.body)
+    -- chunked from the client: the retry sends the same chunks
+    resp = get("/search/put", { method = "PUT", chunked = { "first part, ", "second part" } })
+    assert.are.equal(200, resp.status)
+    assert.are.equal("first part, second part", require("cjson").decode(resp.body).body)
+    -- over body_limit: not kept, so not retried
+    resp = get("/small-body/put", { method = "PUT", body = string.rep("x", 2048) })
+    assert.are.equal(503, resp.status)
+    assert.are.equal(200, get("/small-body/put", { method = "PUT", body = string.rep("x", 512) }).status)
   end)
 
   it("circuit breaker: past max_connections in flight, a fast 503 with the reason", function()
