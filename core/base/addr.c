@@ -73,6 +73,10 @@ bool torii_addr_resolve(const char *host, uint16_t port, torii_addr_t *out, char
         out->len = sizeof *sin;
         return true;
     }
+    /* Literals need no lookup: a table of 10,000 routes with IP nodes
+     * loads without 10,000 trips through getaddrinfo. */
+    if (torii_addr_literal(host, strlen(host), port, out))
+        return true;
     snprintf(portstr, sizeof portstr, "%u", port);
     rc = getaddrinfo(host, portstr, &hints, &res);
     if (rc != 0) {

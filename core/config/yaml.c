@@ -134,8 +134,6 @@ static void resolve_plain(torii_cnode_t *n)
     }
 }
 
-static torii_cnode_t *convert(loader_t *L, yaml_node_t *y, int depth);
-
 static bool failf(loader_t *L, int line, const char *why)
 {
     if (L->pathlen)
@@ -145,133 +143,231 @@ static bool failf(loader_t *L, int line, const char *why)
     return false;
 }
 
-static torii_cnode_t *new_node(loader_t *L, yaml_node_t *y)
+/*
+ * The tree is built straight from libyaml's events (no document of its
+ * own in between, which cost as much again as the parse). A frame per
+ * open sequence or map collects its items; an alias shares the node it
+ * names, and `weight` (the nodes a walk would meet, aliases expanded)
+ * keeps alias bombs out.
+ */
+typedef struct {
+    torii_cnode_t *node;
+    torii_cnode_t **items, **keys; /* growing; copied into the pool at the end */
+    size_t n, cap;
+    torii_cnode_t *key; /* a map's key waiting for its value */
+    size_t mark;        /* path mark of the item being read */
+    uint64_t weight;
+    char *anchor;
+} frame_t;
+
+typedef struct {
+    char *name;
+    torii_cnode_t *node;
+    uint64_t weight;
+} anchor_t;
+
+typedef struct {
+    frame_t stack[MAX_DEPTH + 1];
+    int depth;
+    anchor_t *anchors;
+    size_t nanchors, anchors_cap;
+    torii_cnode_t *root;
+    uint64_t root_weight;
+} builder_t;
+
+static torii_cnode_t *new_node(loader_t *L, const yaml_event_t *e, torii_cnode_type_t type)
 {
-    torii_cnode_t *n;
-    if (++L->nodes > MAX_NODES) {
-        failf(L, (int)y->start_mark.line + 1, "document too large (alias expansion?)");
-        return NULL;
-    }
-    n = torii_palloc(L->pool, sizeof *n);
+    torii_cnode_t *n = torii_palloc(L->pool, sizeof *n);
+    n->type = type;
     n->file = L->file;
-    n->line = (int)y->start_mark.line + 1;
+    n->line = (int)e->start_mark.line + 1;
     return n;
 }
 
-static torii_cnode_t *convert_scalar(loader_t *L, yaml_node_t *y)
+static bool remember(builder_t *B, const char *anchor, torii_cnode_t *node, uint64_t weight)
 {
-    torii_cnode_t *n = new_node(L, y);
-    if (!n)
-        return NULL;
-    n->type = TORII_CN_STR;
-    n->text = torii_pstrndup(L->pool, (const char *)y->data.scalar.value, y->data.scalar.length);
-    n->len = y->data.scalar.length;
-    if (strlen(n->text) != n->len) {
-        failf(L, n->line, "NUL character in a string");
-        return NULL;
+    if (!anchor)
+        return true;
+    if (B->nanchors == B->anchors_cap) {
+        size_t cap = B->anchors_cap ? B->anchors_cap * 2 : 16;
+        anchor_t *a = realloc(B->anchors, cap * sizeof *a);
+        if (!a)
+            abort();
+        B->anchors = a;
+        B->anchors_cap = cap;
     }
-    /* Only plain scalars are resolved; quote a value to keep it a string.
-     * (libyaml's document API tags every untagged scalar !!str, so explicit
-     * tags cannot be told apart and are not supported.) */
-    if (y->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
+    B->anchors[B->nanchors++] = (anchor_t){strdup(anchor), node, weight};
+    return true;
+}
+
+/* A finished node (with its weight) goes into the open collection, or is
+ * the root. */
+static bool attach(loader_t *L, builder_t *B, torii_cnode_t *node, uint64_t weight, int line)
+{
+    frame_t *f;
+    if (B->depth == 0) {
+        B->root = node;
+        B->root_weight = weight;
+        return weight <= MAX_NODES || failf(L, line, "document too large (alias expansion?)");
+    }
+    f = &B->stack[B->depth - 1];
+    f->weight += weight;
+    if (f->weight > MAX_NODES)
+        return failf(L, line, "document too large (alias expansion?)");
+    if (f->node->type == TORII_CN_MAP && !f->key) {
+        if (node->type == TORII_CN_SEQ || node->type == TORII_CN_MAP || !node->text)
+            return failf(L, line, "map keys must be strings");
+        node->type = TORII_CN_STR; /* keys are names, whatever they look like */
+        for (size_t i = 0; i < f->n; i++)
+            if (strcmp(f->keys[i]->text, node->text) == 0) {
+                f->mark = path_push(L, node->text, 0);
+                return failf(L, node->line, "duplicate key");
+            }
+        f->key = node;
+        f->mark = path_push(L, node->text, 0);
+        return true;
+    }
+    if (f->n == f->cap) {
+        size_t cap = f->cap ? f->cap * 2 : 8;
+        torii_cnode_t **items = realloc(f->items, cap * sizeof *items);
+        torii_cnode_t **keys = f->node->type == TORII_CN_MAP ? realloc(f->keys, cap * sizeof *keys) : NULL;
+        if (!items || (f->node->type == TORII_CN_MAP && !keys))
+            abort();
+        f->items = items;
+        f->keys = keys;
+        f->cap = cap;
+    }
+    if (f->node->type == TORII_CN_MAP)
+        f->keys[f->n] = f->key;
+    f->items[f->n++] = node;
+    f->key = NULL;
+    path_pop(L, f->mark);
+    return true;
+}
+
+/* The next item of a sequence is at its index in the path. */
+static void before_item(loader_t *L, builder_t *B)
+{
+    frame_t *f = B->depth ? &B->stack[B->depth - 1] : NULL;
+    if (f && f->node->type == TORII_CN_SEQ)
+        f->mark = path_push(L, NULL, f->n);
+}
+
+static bool on_scalar(loader_t *L, builder_t *B, const yaml_event_t *e)
+{
+    torii_cnode_t *n = new_node(L, e, TORII_CN_STR);
+    size_t len = e->data.scalar.length;
+    before_item(L, B);
+    n->text = torii_pstrndup(L->pool, (const char *)e->data.scalar.value, len);
+    n->len = len;
+    if (memchr(e->data.scalar.value, '\0', len))
+        return failf(L, n->line, "NUL character in a string");
+    /* Only plain scalars are resolved; quote a value to keep it a string
+     * (explicit tags are not supported). */
+    if (e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
         resolve_plain(n);
-    return n;
+    return remember(B, (const char *)e->data.scalar.anchor, n, 1) && attach(L, B, n, 1, n->line);
 }
 
-static torii_cnode_t *convert_seq(loader_t *L, yaml_node_t *y, int depth)
+static bool on_start(loader_t *L, builder_t *B, const yaml_event_t *e, torii_cnode_type_t type)
 {
-    torii_cnode_t *n = new_node(L, y);
-    size_t count = (size_t)(y->data.sequence.items.top - y->data.sequence.items.start);
-    if (!n)
-        return NULL;
-    n->type = TORII_CN_SEQ;
+    const yaml_char_t *anchor = type == TORII_CN_SEQ ? e->data.sequence_start.anchor : e->data.mapping_start.anchor;
+    frame_t *f;
+    before_item(L, B);
+    if (B->depth >= MAX_DEPTH)
+        return failf(L, (int)e->start_mark.line + 1, "nesting too deep");
+    f = &B->stack[B->depth++];
+    *f = (frame_t){.node = new_node(L, e, type), .weight = 1};
+    f->anchor = anchor ? strdup((const char *)anchor) : NULL;
+    return true;
+}
+
+static bool on_end(loader_t *L, builder_t *B)
+{
+    frame_t *f = &B->stack[--B->depth];
+    torii_cnode_t *n = f->node;
+    bool ok;
+    size_t count = f->n;
     n->n = count;
-    n->items = torii_palloc(L->pool, sizeof(*n->items) * (count ? count : 1));
-    for (size_t i = 0; i < count; i++) {
-        yaml_node_t *c = yaml_document_get_node(L->doc, y->data.sequence.items.start[i]);
-        size_t mark = path_push(L, NULL, i);
-        if (!(n->items[i] = convert(L, c, depth + 1)))
-            return NULL;
-        path_pop(L, mark);
+    n->items = torii_palloc(L->pool, sizeof *n->items * (count ? count : 1));
+    if (count)
+        memcpy(n->items, f->items, sizeof *n->items * count);
+    if (n->type == TORII_CN_MAP) {
+        n->keys = torii_palloc(L->pool, sizeof *n->keys * (count ? count : 1));
+        if (count)
+            memcpy(n->keys, f->keys, sizeof *n->keys * count);
     }
-    return n;
+    free(f->items);
+    free(f->keys);
+    /* An anchor names the node once it is complete: an alias inside it
+     * (a cycle) finds nothing. */
+    ok = remember(B, f->anchor, n, f->weight);
+    free(f->anchor);
+    f->items = f->keys = NULL;
+    f->anchor = NULL;
+    return ok && attach(L, B, n, f->weight, n->line);
 }
 
-static torii_cnode_t *convert_map(loader_t *L, yaml_node_t *y, int depth)
+static bool on_alias(loader_t *L, builder_t *B, const yaml_event_t *e)
 {
-    torii_cnode_t *n = new_node(L, y);
-    size_t count = (size_t)(y->data.mapping.pairs.top - y->data.mapping.pairs.start);
-    if (!n)
-        return NULL;
-    n->type = TORII_CN_MAP;
-    n->items = torii_palloc(L->pool, sizeof(*n->items) * (count ? count : 1));
-    n->keys = torii_palloc(L->pool, sizeof(*n->keys) * (count ? count : 1));
-    for (size_t i = 0; i < count; i++) {
-        yaml_node_pair_t *pair = &y->data.mapping.pairs.start[i];
-        yaml_node_t *k = yaml_document_get_node(L->doc, pair->key);
-        yaml_node_t *v = yaml_document_get_node(L->doc, pair->value);
-        if (k->type != YAML_SCALAR_NODE) {
-            failf(L, (int)k->start_mark.line + 1, "map keys must be strings");
-            return NULL;
-        }
-        if (!(n->keys[i] = convert_scalar(L, k)))
-            return NULL;
-        n->keys[i]->type = TORII_CN_STR; /* keys are names, whatever they look like */
-        size_t mark = path_push(L, n->keys[i]->text, 0);
-        if (torii_cnode_get(n, n->keys[i]->text)) {
-            failf(L, n->keys[i]->line, "duplicate key");
-            return NULL;
-        }
-        if (!(n->items[i] = convert(L, v, depth + 1)))
-            return NULL;
-        path_pop(L, mark);
-        n->n = i + 1;
-    }
-    return n;
+    const char *name = (const char *)e->data.alias.anchor;
+    before_item(L, B);
+    for (size_t i = B->nanchors; i-- > 0;)
+        if (strcmp(B->anchors[i].name, name) == 0)
+            return attach(L, B, B->anchors[i].node, B->anchors[i].weight, (int)e->start_mark.line + 1);
+    return failf(L, (int)e->start_mark.line + 1, "alias to an unknown anchor");
 }
 
-static torii_cnode_t *convert(loader_t *L, yaml_node_t *y, int depth)
+static void builder_free(builder_t *B)
 {
-    if (depth > MAX_DEPTH) {
-        failf(L, (int)y->start_mark.line + 1, "nesting too deep");
-        return NULL;
+    for (int i = 0; i < B->depth; i++) {
+        free(B->stack[i].items);
+        free(B->stack[i].keys);
+        free(B->stack[i].anchor);
     }
-    switch (y->type) {
-    case YAML_SCALAR_NODE: return convert_scalar(L, y);
-    case YAML_SEQUENCE_NODE: return convert_seq(L, y, depth);
-    case YAML_MAPPING_NODE: return convert_map(L, y, depth);
-    default: failf(L, (int)y->start_mark.line + 1, "unsupported YAML node"); return NULL;
-    }
+    for (size_t i = 0; i < B->nanchors; i++)
+        free(B->anchors[i].name);
+    free(B->anchors);
 }
 
 static bool load(loader_t *L, yaml_parser_t *parser, torii_cnode_t **root)
 {
-    yaml_document_t doc, extra;
-    yaml_node_t *top;
-    bool ok = true;
+    builder_t B = {0};
+    int documents = 0;
+    bool ok = true, done = false;
     *root = NULL;
-    if (!yaml_parser_load(parser, &doc)) {
-        snprintf(L->err, L->errlen, "%s:%zu: %s%s%s", L->file, parser->problem_mark.line + 1,
-                 parser->problem ? parser->problem : "syntax error", parser->context ? " " : "",
-                 parser->context ? parser->context : "");
-        return false;
-    }
-    L->doc = &doc;
-    top = yaml_document_get_root_node(&doc);
-    if (top)
-        ok = (*root = convert(L, top, 0)) != NULL;
-    yaml_document_delete(&doc);
-    if (ok && top) {
-        /* A second document would be silently ignored: refuse it. */
-        if (!yaml_parser_load(parser, &extra))
-            return failf(L, (int)parser->problem_mark.line + 1, "syntax error after the document");
-        if (yaml_document_get_root_node(&extra)) {
-            int line = (int)extra.start_mark.line + 1;
-            yaml_document_delete(&extra);
-            return failf(L, line, "more than one document in the file");
+    while (ok && !done) {
+        yaml_event_t e;
+        if (!yaml_parser_parse(parser, &e)) {
+            snprintf(L->err, L->errlen, "%s:%zu: %s%s%s", L->file, parser->problem_mark.line + 1,
+                     parser->problem ? parser->problem : "syntax error", parser->context ? " " : "",
+                     parser->context ? parser->context : "");
+            ok = false;
+            break;
         }
-        yaml_document_delete(&extra);
+        switch (e.type) {
+        case YAML_STREAM_END_EVENT: done = true; break;
+        case YAML_DOCUMENT_START_EVENT:
+            /* A second document would be silently ignored: refuse it. */
+            if (++documents > 1)
+                ok = failf(L, (int)e.start_mark.line + 1, "more than one document in the file");
+            break;
+        case YAML_SCALAR_EVENT: ok = on_scalar(L, &B, &e); break;
+        case YAML_SEQUENCE_START_EVENT: ok = on_start(L, &B, &e, TORII_CN_SEQ); break;
+        case YAML_MAPPING_START_EVENT: ok = on_start(L, &B, &e, TORII_CN_MAP); break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT: ok = on_end(L, &B); break;
+        case YAML_ALIAS_EVENT: ok = on_alias(L, &B, &e); break;
+        default: break;
+        }
+        yaml_event_delete(&e);
     }
+    builder_free(&B);
+    if (ok)
+        *root = B.root;
+    /* An empty document is a plain empty scalar: no configuration. */
+    if (ok && *root && (*root)->type == TORII_CN_NULL && (*root)->len == 0)
+        *root = NULL;
     return ok;
 }
 

@@ -196,6 +196,35 @@ TEST(yaml_errors)
     CHECK(fails_with(MIN "---\nlisten: 127.0.0.1:1\n", "t.yaml:2: more than one document in the file"));
 }
 
+TEST(yaml_anchors_and_limits)
+{
+    /* an alias shares its anchor's node */
+    torii_config_t *c = load(MIN "upstreams:\n  - &u {id: a, nodes: [\"127.0.0.1:1\"]}\n"
+                                 "routes:\n  - {id: r1, uri: /a, upstream: {nodes: &n [\"127.0.0.1:2\"]}}\n"
+                                 "  - {id: r2, uri: /b, upstream: {nodes: *n}}\n");
+    CHECK(c != NULL);
+    if (c) {
+        CHECK_INT(c->nroutes, 2);
+        CHECK_STR(c->routes[1].nodes[0].text, "127.0.0.1:2");
+        torii_config_free(c);
+    }
+    CHECK(fails_with(MIN "routes: *nope\n", "t.yaml:2: routes: alias to an unknown anchor"));
+    /* a cycle: the anchor is not known until its node is complete */
+    CHECK(fails_with(MIN "x: &a [*a]\n", "t.yaml:2: x[0]: alias to an unknown anchor"));
+    /* a billion laughs stops at the node count, not at memory */
+    CHECK(fails_with(MIN "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+                         "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                         "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+                         "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                         "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+                         "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+                         "g: [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n",
+                     "t.yaml:8: g[1]: document too large (alias expansion?)"));
+    CHECK(fails_with(MIN "routes:\n  - {id: a, id: b}\n", "t.yaml:3: routes[0].id: duplicate key"));
+    CHECK(fails_with(MIN "? [a]\n: 1\n", "t.yaml:2: map keys must be strings"));
+    CHECK(fails_with(MIN "---\nworkers: 1\n", "t.yaml:2: more than one document in the file"));
+}
+
 TEST(yaml12_scalars)
 {
     /* `on`/`yes` stay strings, so a key named `on` is a key, quoted
@@ -273,6 +302,7 @@ int main(void)
     RUN(listen_errors);
     RUN(route_errors);
     RUN(yaml_errors);
+    RUN(yaml_anchors_and_limits);
     RUN(yaml12_scalars);
     RUN(includes);
     RUN(missing_file);
