@@ -158,10 +158,14 @@ static void commit(master_t *m)
     m->conf = rl->conf;
     m->gen_id = rl->id;
     rl->committing = true;
-    apply_master_settings(m, old);
-    torii_config_free(old);
-    if (tell_all(m, "commit") == 0)
+    if (tell_all(m, "commit") == 0) {
+        apply_master_settings(m, old);
+        torii_config_free(old);
         torii_master_reload_message(m, UINT32_MAX, NULL);
+        return;
+    }
+    apply_master_settings(m, old); /* while the workers switch */
+    torii_config_free(old);
 }
 
 /* Every worker has answered the current step: take the next one. */

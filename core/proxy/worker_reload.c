@@ -82,11 +82,14 @@ static void commit(torii_worker_t *w, uint64_t id)
     w->conf = w->gen->conf;
     apply_logs(old->conf, w->conf);
     torii_budget_set(w->conf->lua_cpu_budget_ms);
-    torii_gen_retire(old);
     torii_vm_init_worker(w->gen->vm);
     torii_health_start(w); /* the probes of the new generation's upstreams */
-    torii_log_info("reload: generation %llu is current (%u alive)", (unsigned long long)id, torii_gen_alive());
+    /* Say so first: freeing the old generation (its VM, router and
+     * configuration) when it has no request left is not the reload's
+     * business to wait for. */
     torii_reload_send(w->ctl_fd, "current %llu %.1f", (unsigned long long)id, now_ms() - t0);
+    torii_gen_retire(old);
+    torii_log_info("reload: generation %llu is current (%u alive)", (unsigned long long)id, torii_gen_alive());
 }
 
 static void on_message(torii_loop_t *loop, torii_io_t *io, int revents)

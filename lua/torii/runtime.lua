@@ -230,7 +230,14 @@ function M.init(conf)
     end
   end
   local has, filters = {}, {}
+  local empty_chain, empty_set = {}, {}
+  local no_globals = next(global) == nil
   for i, route in ipairs(conf.routes) do
+    if no_globals and not route.plugins and not route.service then
+      -- a route without plugins (most of a large table): nothing to build
+      chains[i], route_sets[i], has[i], filters[i] = empty_chain, empty_set, 0, false
+      goto continue
+    end
     -- The most specific instance wins: route over service over global.
     local set = {}
     for name, e in pairs(global) do set[name] = e end
@@ -250,6 +257,7 @@ function M.init(conf)
     if auth then mask = bit.bor(mask, consumer_mask) end
     has[i] = mask
     filters[i] = mask % 64 >= 32 -- body_filter is phase 5
+    ::continue::
   end
   return true, has, filters
 end
