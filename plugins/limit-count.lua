@@ -36,9 +36,17 @@ local plugin = {
 }
 
 -- A counter per configuration: changing a route's limit starts afresh,
--- unrelated changes do not.
-local function conf_id(conf)
-  return ("%d/%d/%s"):format(conf.count, conf.time_window, conf.key)
+-- unrelated changes do not. Worked out once per configuration table (they
+-- live as long as the VM), not per request.
+local per_conf = setmetatable({}, { __mode = "k" })
+
+local function prepared(conf)
+  local c = per_conf[conf]
+  if not c then
+    c = { id = ("%d/%d/%s"):format(conf.count, conf.time_window, conf.key), limit = tostring(conf.count) }
+    per_conf[conf] = c
+  end
+  return c
 end
 
 local function key_of(conf, ctx)
@@ -54,10 +62,11 @@ function plugin.access(conf, ctx)
   local window = conf.time_window
   local now = math.floor(torii.now())
   local start = now - now % window
-  local key = ("%s|%s|%s|%d"):format(torii.request.get_route_id(), conf_id(conf), key_of(conf, ctx), start)
+  local c = prepared(conf)
+  local key = torii.request.get_route_id() .. "|" .. c.id .. "|" .. key_of(conf, ctx) .. "|" .. start
   local used, err = dict:incr(key, 1, 0, window)
   local reset = start + window - now
-  torii.response.set_header("X-RateLimit-Limit", conf.count)
+  torii.response.set_header("X-RateLimit-Limit", c.limit)
   torii.response.set_header("X-RateLimit-Reset", reset)
   if not used then
     -- The dict failed (out of memory): let the request through, say so once per request.
