@@ -41,16 +41,18 @@ describe("traffic-split", function()
     return resp:header("X-Upstream-Id"), cjson.decode(resp.body)
   end
 
-  it("splits 80/20, exactly in every window of 100 requests, rewriting the canary's path", function()
+  it("splits 80/20 over 10,000 requests, exactly in every window of 100, rewriting the canary's path", function()
     local conn = assert(http.connect(gw.port, { timeout = 10 }))
     local counts, seen = { old = 0, new = 0 }, 0
-    for i = 1, 1000 do
+    local total = { old = 0, new = 0 }
+    for i = 1, 10000 do
       if i % 900 == 0 then -- keepalive_requests: a new connection now and then
         conn:close()
         conn = assert(http.connect(gw.port, { timeout = 10 }))
       end
       local id, doc = send(conn)
       counts[id] = counts[id] + 1
+      total[id] = total[id] + 1
       seen = seen + 1
       if id == "new" then
         assert.are.equal("/v2/orders?x=1", doc.target)
@@ -63,6 +65,7 @@ describe("traffic-split", function()
       end
     end
     conn:close()
+    assert.are.same({ old = 8000, new = 2000 }, total)
   end)
 
   it("a matching header forces the canary", function()
