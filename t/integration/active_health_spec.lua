@@ -88,12 +88,7 @@ describe("active health checks", function()
 end)
 
 describe("active health check configuration errors", function()
-  local function check(yaml)
-    local code, _, err, _, dir = gateway.check_config("listen: 127.0.0.1:1\n" .. yaml)
-    gateway.rmdir(dir)
-    assert.are.equal(1, code)
-    return err
-  end
+  local check = require("testutil").config_error
 
   it("names what is wrong", function()
     assert.matches("upstreams%[0%]%.checks%.active%.type: only http probes are built",

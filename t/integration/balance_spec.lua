@@ -162,12 +162,7 @@ describe("upstream balancing", function()
 end)
 
 describe("upstream configuration errors", function()
-  local function check(yaml)
-    local code, _, err, _, dir = gateway.check_config("listen: 127.0.0.1:1\n" .. yaml)
-    gateway.rmdir(dir)
-    assert.are.equal(1, code)
-    return err
-  end
+  local check = require("testutil").config_error
 
   it("names what is wrong and where", function()
     assert.matches("torii%.yaml:2: route \"a\": upstream_id \"nope\" names no upstream",

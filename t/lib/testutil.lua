@@ -92,4 +92,13 @@ function M.upstream_requests(mock)
   return cjson.decode(resp.body).requests_total
 end
 
+--- `torii -t` on "listen: 127.0.0.1:1" plus yaml must fail: its stderr.
+function M.config_error(yaml)
+  local gateway = require "gateway"
+  local code, _, err, _, dir = gateway.check_config("listen: 127.0.0.1:1\n" .. yaml)
+  gateway.rmdir(dir)
+  assert.are.equal(1, code, "the configuration was accepted:\n" .. yaml)
+  return err
+end
+
 return M
