@@ -1,9 +1,10 @@
 /*
- * radix.h — one radix tree of route path shapes (see path.h): static text
- * on compressed edges, a parameter child per node for ":" (one segment),
- * and at each node the routes whose shape ends there, as a whole path or
- * as a prefix. Used by router.c, once per host and once for routes
- * without hosts.
+ * radix.h — one tree of route path shapes (see path.h), by whole
+ * segments: a node per run of segments from the root, each literal or
+ * ":" (a parameter, one segment), kept in a hash table (rnode.h); at each
+ * node the routes whose shape ends there, as a whole path or as a prefix
+ * (rpay.h); exact shapes in a table of their own (rexact.h). Used by
+ * router.c, once per host and once for routes without hosts.
  */
 #ifndef TORII_RADIX_H
 #define TORII_RADIX_H
@@ -17,14 +18,23 @@
 #include "router/path.h"
 
 /* A route's uri in a tree; lists keep them by priority (higher first),
- * then order (lower first). */
+ * then order (lower first). What the usual filter and the captures need is
+ * copied in, so that a match reads neither the route nor its pattern
+ * (each one more cache miss in a big table). */
 typedef struct {
     const torii_route_conf_t *route;
-    uint32_t uri; /* index into route->uris */
+    const char *pattern; /* route->uris[k], the uri this entry stands for */
     int32_t priority;
     uint32_t order;
-    bool captures; /* the pattern has parameters or a named '*' */
+    uint32_t methods; /* route->methods */
+    bool check;       /* the route has addresses or vars to check */
+    bool captures;    /* the pattern has parameters or a named '*' */
 } torii_rentry_t;
+
+/* A capture's name: pattern + off, len bytes. */
+typedef struct {
+    uint32_t off, len;
+} torii_rname_t;
 
 typedef struct torii_rtree_s torii_rtree_t;
 
@@ -38,15 +48,33 @@ typedef struct {
 } torii_rrank_t;
 
 typedef struct {
-    const torii_rentry_t *entry;
+    const torii_rentry_t *entry; /* read for priority and order only when two hits tie on rank */
+    const torii_route_conf_t *route;
+    const char *pattern;        /* the entry's, for the names of its captures */
+    bool captures;              /* the entry's */
+    const torii_rname_t *names; /* the entry's parameter names, then (prefixes) its '*' name */
     torii_rrank_t rank;
     uint32_t consumed; /* path bytes before the '*' of a prefix */
     uint32_t nparams;
     uint32_t param[TORII_PAT_MAX_PARAMS][2]; /* start, end in the path */
 } torii_rhit_t;
 
-/* Should this candidate win (host, methods, addresses, vars)? */
-typedef bool (*torii_raccept_fn)(const torii_rentry_t *e, void *ud);
+/* What a candidate must pass to win: its methods (0 = any) must hold the
+ * request's, then, for an entry with `check`, the callback (addresses,
+ * vars). The usual case is settled without reading the route. */
+typedef struct {
+    uint32_t method; /* 1u << the request's method */
+    bool (*check)(const torii_route_conf_t *route, void *ud);
+    void *ud;
+} torii_rfilter_t;
+
+static inline bool torii_rfilter_pass(const torii_rfilter_t *f, uint32_t methods, bool check,
+                                      const torii_route_conf_t *route)
+{
+    if (methods && !(methods & f->method))
+        return false;
+    return !check || f->check(route, f->ud);
+}
 
 /* Trees count their bytes into *bytes. */
 torii_rtree_t *torii_rtree_new(size_t *bytes);
@@ -58,7 +86,7 @@ void torii_rtree_insert(torii_rtree_t *t, const torii_pattern_t *p, const torii_
 void torii_rtree_remove(torii_rtree_t *t, const torii_pattern_t *p, const torii_route_conf_t *route);
 
 /* The best accepted candidate for a normalised path, into *hit. */
-bool torii_rtree_lookup(const torii_rtree_t *t, torii_str_t path, torii_raccept_fn accept, void *ud, torii_rhit_t *hit);
+bool torii_rtree_lookup(const torii_rtree_t *t, torii_str_t path, const torii_rfilter_t *f, torii_rhit_t *hit);
 
 /* a before b? (rank, then priority, then order) */
 bool torii_rhit_better(const torii_rhit_t *a, const torii_rhit_t *b);

@@ -1,0 +1,119 @@
+/*
+ * rnode.h — the nodes of one path tree (radix.h), all in one
+ * open-addressing table instead of child arrays inside each node.
+ *
+ * A node stands for a run of whole segments from the root, each one
+ * either literal or ":" (a parameter). It is found from its parent by a
+ * key mixed from the parent's key and the hash of the next segment, so a
+ * lookup computes the keys of every level of a path from the path alone
+ * and can ask for all their cache lines at once, instead of one node
+ * after the other. A node keeps no segment text: siblings whose segments
+ * hash alike share one node, and the text is checked against the whole
+ * shape where entries are (rpay.h).
+ *
+ * Robin Hood probing keeps probe runs short, for misses too, at three
+ * quarters full. Inserting and deleting move other nodes: a pointer into
+ * the table is valid until the next change.
+ */
+#ifndef TORII_RNODE_H
+#define TORII_RNODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/hash.h"
+
+#define RN_PARAM    UINT32_MAX /* seglen of a parameter node */
+#define RN_ROOT_KEY 0x2545f4914f6cdd1dull
+#define RN_ROOT     1u /* the root's serial (the root lives outside the table) */
+
+/* kids: flags, then the number of static children */
+#define RN_HAS_PARAM  1u /* a parameter child */
+#define RN_HAS_FULL   2u /* shapes ending here */
+#define RN_HAS_PREFIX 4u /* shapes ending here, then '*' */
+#define RN_STATIC_ONE 8u
+
+typedef struct rpay_s rpay_t;
+
+typedef struct {
+    uint64_t key;    /* 0: a free slot */
+    rpay_t *pay;     /* entries of the shapes ending here, or NULL */
+    uint32_t serial; /* unique among the tree's live nodes */
+    uint32_t parent; /* the parent's serial */
+    uint32_t seglen; /* length of the segment that leads here, RN_PARAM for ":" */
+    uint32_t kids;   /* RN_HAS_* flags + RN_STATIC_ONE per static child */
+} rnode_t;           /* 32 bytes: two to a cache line */
+
+typedef struct {
+    rnode_t *slots; /* line-aligned, inside `block` */
+    void *block;
+    uint32_t mask;   /* capacity - 1; 0 with no table */
+    uint32_t n;      /* nodes */
+    uint32_t next;   /* the next serial never given out */
+    uint32_t *spare; /* serials given back, to use again */
+    uint32_t nspare, capspare;
+    size_t *bytes; /* the router's byte count */
+} rntab_t;
+
+/* Tests narrow this to force hash collisions; all bits otherwise. */
+extern uint64_t torii_rnode_key_mask;
+
+/* The key of the child reached through a segment with hash h. */
+static inline uint64_t rn_child_key(uint64_t parent, uint64_t h)
+{
+    /* One-to-one in h for a given parent (xor, odd multiply, xorshift), so
+     * two segments of one parent collide only when their own hashes do;
+     * one multiply, as a lookup makes dozens of these. */
+    uint64_t x = (parent ^ h) * 0x9e3779b97f4a7c15ull;
+    x ^= x >> 32;
+    x &= torii_rnode_key_mask;
+    return x ? x : 1;
+}
+
+static inline uint64_t rn_param_key(uint64_t parent)
+{
+    return rn_child_key(parent, 0x3c6ef372fe94f82bull);
+}
+
+static inline uint64_t rn_seg_hash(const char *p, size_t n)
+{
+    return torii_hash(p, n);
+}
+
+/* Zeroed, 64-byte aligned memory for a table of n bytes, counted into
+ * *bytes; *block is what to free. calloc, unlike aligned_alloc + memset,
+ * gets big blocks as untouched zero pages: a table grows at no cost for
+ * slots never used. */
+void *rn_table_alloc(size_t n, void **block, size_t *bytes);
+void rn_table_free(void *block, size_t n, size_t *bytes);
+
+void rn_init(rntab_t *t, size_t *bytes);
+void rn_free(rntab_t *t); /* the table only, not the payloads */
+
+/* Room for `more` nodes, so that the inserts that follow never grow the
+ * table (growing moves every node). */
+void rn_reserve(rntab_t *t, uint32_t more);
+
+/* The node with this key, parent and segment length (unique), or NULL. */
+rnode_t *rn_find(const rntab_t *t, uint64_t key, uint32_t parent, uint32_t seglen);
+
+/* Add a node (key, parent, seglen; the rest zero) after rn_reserve; it
+ * gets a fresh serial. Returns where it landed. */
+rnode_t *rn_insert(rntab_t *t, uint64_t key, uint32_t parent, uint32_t seglen);
+
+/* Remove a node, giving its serial back (its payload is the caller's). */
+void rn_delete(rntab_t *t, rnode_t *nd);
+
+/* Ask for the lines where a key's probe starts: the node is often a slot
+ * or two past its start, and on the next line. */
+static inline void rn_prefetch(const rntab_t *t, uint64_t key)
+{
+    __builtin_prefetch(&t->slots[key & t->mask]);
+    __builtin_prefetch(&t->slots[(key + 2) & t->mask]);
+    /* GCC deletes a loop whose only effect is prefetching; an empty
+     * volatile asm is an effect it keeps. */
+    __asm__ volatile("");
+}
+
+#endif
