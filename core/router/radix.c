@@ -6,11 +6,13 @@
 #include "router/rexact.h"
 #include "router/rnode.h"
 #include "router/rpay.h"
+#include "router/rterm.h"
 
 struct torii_rtree_s {
     rnode_t root; /* outside the table: key RN_ROOT_KEY, serial RN_ROOT */
     rntab_t nodes;
     rxtab_t exact;
+    rttab_t term;
     size_t *bytes;
 };
 
@@ -25,6 +27,7 @@ torii_rtree_t *torii_rtree_new(size_t *bytes)
     t->root.serial = RN_ROOT;
     rn_init(&t->nodes, bytes);
     rx_init(&t->exact, bytes);
+    rt_init(&t->term, bytes);
     return t;
 }
 
@@ -38,6 +41,7 @@ void torii_rtree_free(torii_rtree_t *t)
     rpay_free(t->bytes, t->root.pay);
     rn_free(&t->nodes);
     rx_free(&t->exact);
+    rt_free(&t->term);
     *t->bytes -= sizeof *t;
     free(t);
 }
@@ -74,7 +78,7 @@ static step_t step_of(uint64_t key, const char *text, size_t a, size_t e)
         st.key = rn_param_key(key);
         st.seglen = RN_PARAM;
     } else {
-        st.key = rn_child_key(key, rn_seg_hash(text + a, e - a));
+        st.key = rn_child_key(key, rn_seg(text + a, e - a));
         st.seglen = (uint32_t)(e - a);
     }
     return st;
@@ -106,6 +110,27 @@ static rnode_t *descend(torii_rtree_t *t, const rshape_t *s, uint64_t *key, size
     return nd;
 }
 
+/* The node's line in the terminal table, after its payload changed: the
+ * group of its whole shape when it has exactly one, else none (had: the
+ * node had whole shapes before, so it may have a line). */
+static void term_refresh(torii_rtree_t *t, const rnode_t *nd, bool had)
+{
+    const rgroup_t *g, *full = NULL;
+    uint32_t nfull = 0;
+    if (nd == &t->root || (!had && !(nd->kids & RN_HAS_FULL)))
+        return; /* no whole shape ends here, before or now */
+    if (nd->pay) {
+        g = rpay_first(nd->pay);
+        for (uint32_t i = 0; i < nd->pay->ngroups; i++, g = rg_next(g))
+            if (!g->prefix && nfull++ == 0)
+                full = g;
+    }
+    if (nfull == 1)
+        rt_set(&t->term, nd->key, nd->serial, nd->pay, full);
+    else
+        rt_del(&t->term, nd->key, nd->serial);
+}
+
 void torii_rtree_insert(torii_rtree_t *t, const torii_pattern_t *p, const torii_rentry_t *e)
 {
     rshape_t s = shape_of(p);
@@ -125,25 +150,26 @@ void torii_rtree_insert(torii_rtree_t *t, const torii_pattern_t *p, const torii_
         (torii_rname_t){p->catchall.n ? (uint32_t)(p->catchall.p - e->pattern) : 0, (uint32_t)p->catchall.n};
     /* Count the nodes to make, so the table grows (moving every node)
      * before the way down, not during it. */
-    descend(t, &s, &key, &pos);
+    nd = descend(t, &s, &key, &pos);
     for (size_t i = pos; i < s.cut; i++)
         missing += s.text[i] == '/';
     if (missing) {
-        rn_reserve(&t->nodes, missing);
-        nd = descend(t, &s, &key, &pos);
+        if (rn_reserve(&t->nodes, missing))
+            nd = descend(t, &s, &key, &pos); /* the same node, moved */
         while (pos < s.cut) {
             size_t end = seg_end(s.text, pos + 1, s.cut);
             step_t st = step_of(key, s.text, pos + 1, end);
             nd->kids += st.seglen == RN_PARAM ? RN_HAS_PARAM : RN_STATIC_ONE;
             nd = rn_insert(&t->nodes, st.key, nd->serial, st.seglen); /* may move nd's old slot: not used again */
+            if (st.seglen != RN_PARAM && st.seglen > RN_SHORT)
+                nd->kids |= RN_LONG;
             key = st.key;
             pos = end;
         }
-    } else {
-        nd = descend(t, &s, &key, &pos);
     }
     rpay_add(t->bytes, &nd->pay, &s, e, names);
     nd->kids |= s.prefix ? RN_HAS_PREFIX : RN_HAS_FULL;
+    term_refresh(t, nd, false); /* adding takes no whole shape away */
 }
 
 void torii_rtree_remove(torii_rtree_t *t, const torii_pattern_t *p, const torii_route_conf_t *route)
@@ -159,6 +185,7 @@ void torii_rtree_remove(torii_rtree_t *t, const torii_pattern_t *p, const torii_
     size_t depth = 0, nseg = 0, pos = 0;
     rnode_t *nd = &t->root;
     uint64_t key = RN_ROOT_KEY;
+    bool had;
     if (p->kind == TORII_PAT_EXACT) {
         rx_remove(&t->exact, &s, route);
         return;
@@ -178,13 +205,15 @@ void torii_rtree_remove(torii_rtree_t *t, const torii_pattern_t *p, const torii_
         key = st.key;
         pos = e;
     }
+    had = nd->kids & RN_HAS_FULL;
     rpay_remove(t->bytes, &nd->pay, &s, route);
     nd->kids &= ~(RN_HAS_FULL | RN_HAS_PREFIX);
     if (rpay_has(nd->pay, false))
         nd->kids |= RN_HAS_FULL;
     if (rpay_has(nd->pay, true))
         nd->kids |= RN_HAS_PREFIX;
-    while (depth > 0 && nd->kids == 0 && !nd->pay) {
+    term_refresh(t, nd, had);
+    while (depth > 0 && (nd->kids & ~RN_LONG) == 0 && !nd->pay) {
         uint32_t gone = way[depth].seglen == RN_PARAM ? RN_HAS_PARAM : RN_STATIC_ONE;
         rn_delete(&t->nodes, nd);
         depth--;
@@ -216,6 +245,7 @@ typedef struct {
     const char *p;
     size_t n;
     const rntab_t *tab;
+    const rttab_t *term;
     const torii_rfilter_t *f;
     uint32_t nparams;
     uint32_t param[TORII_PAT_MAX_PARAMS][2];
@@ -224,6 +254,7 @@ typedef struct {
     pcand_t *cands; /* prefix candidates met on the way */
     size_t ncands, capcands;
     uint32_t nlev;         /* segments with end[] and hash[] set */
+    uint32_t last;         /* nlev if that is all of the path (a node there ends it), else 0 */
     uint32_t end[LEVELS];  /* where segment k ends: the next '/' or n */
     uint64_t hash[LEVELS]; /* rn_seg_hash of segment k */
     pcand_t local[8];
@@ -237,11 +268,21 @@ static void levels(walk_t *w)
     while (pos < w->n && k < LEVELS) {
         size_t e = seg_end(w->p, pos + 1, w->n);
         w->end[k] = (uint32_t)e;
-        w->hash[k] = rn_seg_hash(w->p + pos + 1, e - pos - 1);
+        w->hash[k] = rn_seg(w->p + pos + 1, e - pos - 1);
         k++;
         pos = e;
     }
     w->nlev = k;
+    w->last = pos == w->n ? k : 0;
+}
+
+/* Ask for a node's line, and for its terminal line when it is at the end
+ * of the path (level `level`). */
+static inline void ask(const walk_t *w, uint64_t key, uint32_t level)
+{
+    rn_prefetch(w->tab, key);
+    if (level == w->last && w->term->slots)
+        rt_prefetch(w->term, key);
 }
 
 /* Ask for the lines of the nodes below `key` (at level k) along the path,
@@ -252,9 +293,9 @@ static void burst(const walk_t *w, uint64_t key, uint32_t k)
     if (!w->tab->slots)
         return;
     for (uint32_t j = k; j < w->nlev && j < k + BURST; j++) {
-        rn_prefetch(w->tab, rn_param_key(key));
+        ask(w, rn_param_key(key), j + 1);
         key = rn_child_key(key, w->hash[j]);
-        rn_prefetch(w->tab, key);
+        ask(w, key, j + 1);
     }
 }
 
@@ -273,14 +314,14 @@ static void first_burst(const walk_t *w)
     }
     for (uint32_t j = 0; j < w->nlev && j < BURST; j++) {
         uint64_t pk = rn_param_key(key);
-        rn_prefetch(w->tab, pk);
+        ask(w, pk, j + 1);
         if (j + 1 < w->nlev) {
             uint64_t q = rn_child_key(pk, w->hash[j + 1]);
-            rn_prefetch(w->tab, q);
-            rn_prefetch(w->tab, rn_param_key(q));
+            ask(w, q, j + 2);
+            ask(w, rn_param_key(q), j + 3);
         }
         key = rn_child_key(key, w->hash[j]);
-        rn_prefetch(w->tab, key);
+        ask(w, key, j + 1);
     }
 }
 
@@ -349,6 +390,7 @@ static void hit_entry(torii_rhit_t *h, const rgroup_t *g, uint32_t k)
     h->pattern = e->pattern;
     h->captures = e->captures;
     h->names = rg_names(g) + (size_t)k * rg_nnames(g);
+    h->short_names = NULL;
 }
 
 /* The first accepted entry of the node's whole shape that spells the path. */
@@ -374,23 +416,47 @@ static bool full_match(walk_t *w, const rnode_t *nd)
     return false;
 }
 
+/* A node reached by exact steps: its whole shape spells the path, so its
+ * terminal line answers when its first entry passes (else the payload). */
+static bool term_match(walk_t *w, const rnode_t *nd)
+{
+    const rtslot_t *ts = rt_find(w->term, nd->key, nd->serial);
+    torii_rhit_t *h = w->hit;
+    if (!ts || !ts->named || !torii_rfilter_pass(w->f, ts->methods, ts->check, ts->route))
+        return false;
+    /* only an address until two hits tie on rank */
+    h->entry = rg_entries((const rgroup_t *)((const char *)nd->pay + ts->group));
+    h->route = ts->route;
+    h->pattern = ts->pattern;
+    h->captures = ts->captures;
+    h->names = NULL;
+    h->short_names = ts->names;
+    h->rank = (torii_rrank_t){0, w->mask};
+    h->consumed = (uint32_t)w->n;
+    h->nparams = w->nparams;
+    memcpy(h->param, w->param, w->nparams * sizeof w->param[0]);
+    return true;
+}
+
 /* Depth first, the static child before the parameter child: full matches
  * come in rank order, so the first accepted one is the answer. nd is at
- * level k (k segments down), at pos: a '/' or the end of the path. */
-static bool walk(walk_t *w, const rnode_t *nd, size_t pos, uint32_t k)
+ * level k (k segments down), at pos: a '/' or the end of the path; exact:
+ * every literal step down to it was by the segment's own bytes, so its
+ * shape is the path's (rnode.h). */
+static bool walk(walk_t *w, const rnode_t *nd, size_t pos, uint32_t k, bool exact)
 {
     size_t a, e;
     if (nd->kids & RN_HAS_PREFIX)
         note_prefix(w, nd, pos);
     if (pos == w->n)
-        return (nd->kids & RN_HAS_FULL) && full_match(w, nd);
+        return (nd->kids & RN_HAS_FULL) && ((exact && term_match(w, nd)) || full_match(w, nd));
     a = pos + 1;
     e = k < w->nlev ? w->end[k] : seg_end(w->p, a, w->n);
     if (nd->kids >= RN_STATIC_ONE) {
-        uint64_t h = k < w->nlev ? w->hash[k] : rn_seg_hash(w->p + a, e - a);
+        uint64_t h = k < w->nlev ? w->hash[k] : rn_seg(w->p + a, e - a);
         uint64_t key = rn_child_key(nd->key, h);
         const rnode_t *c = rn_find(w->tab, key, nd->serial, (uint32_t)(e - a));
-        if (c && walk(w, c, e, k + 1))
+        if (c && walk(w, c, e, k + 1, exact && !(c->kids & RN_LONG)))
             return true;
     }
     if ((nd->kids & RN_HAS_PARAM) && e > a && w->nparams < TORII_PAT_MAX_PARAMS) {
@@ -403,7 +469,7 @@ static bool walk(walk_t *w, const rnode_t *nd, size_t pos, uint32_t k)
         w->nparams++;
         if (k < 64)
             w->mask |= 1ull << (63 - k);
-        if (c && walk(w, c, e, k + 1))
+        if (c && walk(w, c, e, k + 1, exact))
             return true;
         w->nparams--;
         w->mask = saved;
@@ -502,12 +568,14 @@ static bool best_prefix(walk_t *w)
  * the first one in the slot if it passes, else from the payload. */
 static bool exact_match(const rxslot_t *x, torii_str_t path, const torii_rfilter_t *f, torii_rhit_t *hit)
 {
-    const rgroup_t *g = rpay_first(x->pay); /* only an address until read */
+    const rgroup_t *g = x->pay ? rpay_first(x->pay) : NULL; /* only an address until read */
     uint32_t k = 0;
     if (torii_rfilter_pass(f, x->methods, x->check, x->route)) {
-        hit->entry = &rg_entries(g)[0];
+        hit->entry = g ? &rg_entries(g)[0] : NULL;
         hit->route = x->route;
     } else {
+        if (!g)
+            return false;
         for (k = 1; k < g->n && !pass(f, &rg_entries(g)[k]); k++)
             ;
         if (k == g->n)
@@ -518,6 +586,7 @@ static bool exact_match(const rxslot_t *x, torii_str_t path, const torii_rfilter
     hit->pattern = NULL;
     hit->captures = false; /* an exact shape has nothing to capture */
     hit->names = NULL;
+    hit->short_names = NULL;
     hit->rank = (torii_rrank_t){0, 0};
     hit->consumed = (uint32_t)path.n;
     hit->nparams = 0;
@@ -538,6 +607,7 @@ bool torii_rtree_lookup(const torii_rtree_t *t, torii_str_t path, const torii_rf
         w.p = path.p;
         w.n = path.n;
         w.tab = &t->nodes;
+        w.term = &t->term;
         levels(&w);
         first_burst(&w);
     }
@@ -555,17 +625,29 @@ bool torii_rtree_lookup(const torii_rtree_t *t, torii_str_t path, const torii_rf
     w.cands = w.local;
     w.ncands = 0;
     w.capcands = sizeof w.local / sizeof w.local[0];
-    found = walk(&w, &t->root, 0, 0) || best_prefix(&w);
+    found = walk(&w, &t->root, 0, 0, rn_exact_keys()) || best_prefix(&w);
     if (w.cands != w.local)
         free(w.cands);
     return found;
 }
 
+/* A hit's priority and order: its entry's, or for an exact shape held
+ * whole in its slot (no entry), its route's, which entries copy. */
+static torii_rentry_t ranked(const torii_rhit_t *h)
+{
+    if (h->entry)
+        return *h->entry;
+    return (torii_rentry_t){.priority = h->route->priority, .order = h->route->order};
+}
+
 bool torii_rhit_better(const torii_rhit_t *a, const torii_rhit_t *b)
 {
+    torii_rentry_t x, y;
     if (a->rank.cls != b->rank.cls)
         return a->rank.cls < b->rank.cls;
     if (a->rank.key != b->rank.key)
         return a->rank.key < b->rank.key;
-    return rentry_before(a->entry, b->entry);
+    x = ranked(a);
+    y = ranked(b);
+    return rentry_before(&x, &y);
 }

@@ -48,11 +48,16 @@ typedef struct {
 } torii_rrank_t;
 
 typedef struct {
-    const torii_rentry_t *entry; /* read for priority and order only when two hits tie on rank */
+    /* Read for priority and order only when two hits tie on rank; NULL for
+     * an exact shape held whole in its slot (then the route's are used). */
+    const torii_rentry_t *entry;
     const torii_route_conf_t *route;
-    const char *pattern;        /* the entry's, for the names of its captures */
-    bool captures;              /* the entry's */
-    const torii_rname_t *names; /* the entry's parameter names, then (prefixes) its '*' name */
+    const char *pattern; /* the entry's, for the names of its captures */
+    bool captures;       /* the entry's */
+    /* The entry's parameter names, then (prefixes) its '*' name: in names,
+     * or when that is NULL in short_names (offset, length pairs). */
+    const torii_rname_t *names;
+    const uint16_t (*short_names)[2];
     torii_rrank_t rank;
     uint32_t consumed; /* path bytes before the '*' of a prefix */
     uint32_t nparams;

@@ -30,8 +30,7 @@ void rx_free(rxtab_t *t)
 {
     if (t->slots)
         for (uint32_t i = 0; i <= t->mask; i++)
-            if (t->slots[i].hash)
-                rpay_free(t->bytes, t->slots[i].pay);
+            rpay_free(t->bytes, t->slots[i].pay);
     slots_free(t);
     t->n = 0;
 }
@@ -101,16 +100,36 @@ const rxslot_t *rx_find(const rxtab_t *t, const char *p, size_t n, uint32_t h)
     return slot_of(t, p, n, h);
 }
 
-/* The copies in the slot, after its payload changed. */
-static void refresh(rxslot_t *s)
+/* The slot's copy of an entry (and of the text, if it fits). */
+static void copy_in(rxslot_t *x, const rshape_t *s, const torii_rentry_t *e)
 {
-    const rgroup_t *g = rpay_first(s->pay);
-    const torii_rentry_t *e = rg_entries(g);
-    s->len = g->len <= RX_INLINE ? (uint8_t)g->len : 0;
-    memcpy(s->text, rg_text(g), s->len);
-    s->route = e->route;
-    s->methods = e->methods;
-    s->check = e->check;
+    x->len = s->len <= RX_INLINE ? (uint8_t)s->len : 0;
+    memcpy(x->text, s->text, x->len);
+    x->route = e->route;
+    x->methods = e->methods;
+    x->check = e->check;
+}
+
+/* After the payload changed: copy its first entry in, and let the slot
+ * hold the shape alone when it can. */
+static void refresh(rxtab_t *t, rxslot_t *x, const rshape_t *s)
+{
+    const rgroup_t *g = rpay_first(x->pay);
+    copy_in(x, s, rg_entries(g));
+    if (g->n == 1 && x->len) {
+        rpay_free(t->bytes, x->pay);
+        x->pay = NULL;
+    }
+}
+
+/* The entry a slot holds alone, as a payload would hold it. */
+static torii_rentry_t held(const rxslot_t *x)
+{
+    return (torii_rentry_t){.route = x->route,
+                            .priority = x->route->priority,
+                            .order = x->route->order,
+                            .methods = x->methods,
+                            .check = x->check};
 }
 
 void rx_add(rxtab_t *t, const rshape_t *s, const torii_rentry_t *e)
@@ -118,16 +137,21 @@ void rx_add(rxtab_t *t, const rshape_t *s, const torii_rentry_t *e)
     uint32_t h = rx_hash(s->text, s->len);
     rxslot_t *x = slot_of(t, s->text, s->len, h), v;
     if (x) {
+        if (!x->pay) {
+            torii_rentry_t first = held(x);
+            rpay_add(t->bytes, &x->pay, s, &first, NULL);
+        }
         rpay_add(t->bytes, &x->pay, s, e, NULL);
-        refresh(x);
+        refresh(t, x, s);
         return;
     }
     if (!t->slots || ((uint64_t)t->n + 1) * 4 > ((uint64_t)t->mask + 1) * 3)
         grow(t);
     memset(&v, 0, sizeof v);
     v.hash = h;
-    rpay_add(t->bytes, &v.pay, s, e, NULL);
-    refresh(&v);
+    copy_in(&v, s, e);
+    if (!v.len) /* a long text lives in a payload */
+        rpay_add(t->bytes, &v.pay, s, e, NULL);
     place(t, &v);
     t->n++;
 }
@@ -138,9 +162,13 @@ void rx_remove(rxtab_t *t, const rshape_t *s, const torii_route_conf_t *route)
     uint32_t i, j;
     if (!x)
         return;
-    rpay_remove(t->bytes, &x->pay, s, route);
     if (x->pay) {
-        refresh(x);
+        rpay_remove(t->bytes, &x->pay, s, route);
+        if (x->pay) {
+            refresh(t, x, s);
+            return;
+        }
+    } else if (x->route != route) {
         return;
     }
     if (--t->n == 0) { /* the last one: give the table back */

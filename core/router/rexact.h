@@ -6,7 +6,9 @@
  * A slot is one cache line: besides the shape's payload (rpay.h: its
  * text, all its entries), it holds the text when short and what the
  * first entry's filter needs, so that the usual exact match reads one
- * line of the table and nothing else.
+ * line of the table and nothing else. A shape with one entry and a short
+ * text has no payload at all: the slot is all of it (its priority and
+ * order are the route's own).
  */
 #ifndef TORII_REXACT_H
 #define TORII_REXACT_H
@@ -24,7 +26,7 @@ typedef struct {
     uint8_t len;   /* the text's length when it fits in text[], else 0 */
     uint8_t check; /* the first entry's */
     uint16_t spare;
-    struct rpay_s *pay;
+    struct rpay_s *pay;              /* NULL: the slot holds the one entry */
     const torii_route_conf_t *route; /* the first entry's */
     uint32_t methods;                /* the first entry's */
     char text[RX_INLINE];

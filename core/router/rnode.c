@@ -1,12 +1,15 @@
 /* rnode.c — the node table: Robin Hood probing, serials. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "router/rnode.h"
 
 uint64_t torii_rnode_key_mask = UINT64_MAX;
 
-#define MIN_CAP 16
+#define MIN_CAP    16
+#define HUGE_PAGE  (2u << 20)
+#define HUGE_TABLE (2u << 20) /* from this size on, a table asks for huge pages */
 
 /* How far a slot's node sits from where its probe starts. */
 static inline uint32_t dist(const rntab_t *t, uint32_t i)
@@ -21,6 +24,17 @@ void *rn_table_alloc(size_t n, void **block, size_t *bytes)
         abort();
     *block = b;
     *bytes += n + 64;
+#ifdef MADV_HUGEPAGE
+    if (n >= HUGE_TABLE) {
+        /* A big table is probed at random: with 4 KB pages nearly every
+         * probe also misses the TLB. Ask for huge pages where they fit
+         * (a hint; the kernel may not). */
+        uintptr_t from = ((uintptr_t)b + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+        uintptr_t to = ((uintptr_t)b + n + 64) & ~(uintptr_t)(HUGE_PAGE - 1);
+        if (to > from)
+            madvise((void *)from, to - from, MADV_HUGEPAGE);
+    }
+#endif
     return b + (64 - (uintptr_t)b % 64); /* a slot never straddles two lines */
 }
 
@@ -66,7 +80,7 @@ static rnode_t *place(rntab_t *t, rnode_t v)
     for (;; i = (i + 1) & t->mask, d++) {
         rnode_t *s = &t->slots[i];
         uint32_t sd;
-        if (!s->key) {
+        if (!s->serial) {
             *s = v;
             return mine ? mine : s;
         }
@@ -92,16 +106,20 @@ static void grow(rntab_t *t)
     t->slots = rn_table_alloc((size_t)cap * sizeof *t->slots, &t->block, t->bytes);
     t->mask = cap - 1;
     for (uint32_t i = 0; i < oldcap; i++)
-        if (old[i].key)
+        if (old[i].serial)
             place(t, old[i]);
     rn_table_free(oldblock, (size_t)oldcap * sizeof *old, t->bytes);
 }
 
-void rn_reserve(rntab_t *t, uint32_t more)
+bool rn_reserve(rntab_t *t, uint32_t more)
 {
+    bool grew = false;
     /* At most three quarters full: probes stay one or two lines long. */
-    while (!t->slots || ((uint64_t)t->n + more) * 4 > ((uint64_t)t->mask + 1) * 3)
+    while (!t->slots || ((uint64_t)t->n + more) * 4 > ((uint64_t)t->mask + 1) * 3) {
         grow(t);
+        grew = true;
+    }
+    return grew;
 }
 
 rnode_t *rn_find(const rntab_t *t, uint64_t key, uint32_t parent, uint32_t seglen)
@@ -113,7 +131,7 @@ rnode_t *rn_find(const rntab_t *t, uint64_t key, uint32_t parent, uint32_t segle
         rnode_t *s = &t->slots[i];
         /* Robin Hood order: past a node nearer to its start than we are
          * to ours, the key cannot come. */
-        if (!s->key || dist(t, i) < d)
+        if (!s->serial || dist(t, i) < d)
             return NULL;
         if (s->key == key && s->parent == parent && s->seglen == seglen)
             return s;
@@ -166,7 +184,7 @@ void rn_delete(rntab_t *t, rnode_t *nd)
     serial_free(t, nd->serial);
     /* Shift the rest of the run back by one, up to a free slot or a node
      * already at its start. */
-    for (j = (i + 1) & t->mask; t->slots[j].key && dist(t, j) > 0; j = (j + 1) & t->mask) {
+    for (j = (i + 1) & t->mask; t->slots[j].serial && dist(t, j) > 0; j = (j + 1) & t->mask) {
         t->slots[i] = t->slots[j];
         i = j;
     }

@@ -4,12 +4,16 @@
  *
  * A node stands for a run of whole segments from the root, each one
  * either literal or ":" (a parameter). It is found from its parent by a
- * key mixed from the parent's key and the hash of the next segment, so a
- * lookup computes the keys of every level of a path from the path alone
- * and can ask for all their cache lines at once, instead of one node
- * after the other. A node keeps no segment text: siblings whose segments
- * hash alike share one node, and the text is checked against the whole
- * shape where entries are (rpay.h).
+ * key mixed from the parent's key and the next segment, so a lookup
+ * computes the keys of every level of a path from the path alone and can
+ * ask for all their cache lines at once, instead of one node after the
+ * other.
+ *
+ * A node keeps no segment text. A segment of up to 8 bytes enters the key
+ * as its bytes, and the mix is one-to-one, so such a step finds the very
+ * node of that text. A longer segment enters as a hash: siblings whose
+ * long segments hash alike share a node (marked RN_LONG), and below it the
+ * text is checked against the whole shape where entries are (rpay.h).
  *
  * Robin Hood probing keeps probe runs short, for misses too, at three
  * quarters full. Inserting and deleting move other nodes: a pointer into
@@ -21,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "base/hash.h"
 
@@ -32,14 +37,16 @@
 #define RN_HAS_PARAM  1u /* a parameter child */
 #define RN_HAS_FULL   2u /* shapes ending here */
 #define RN_HAS_PREFIX 4u /* shapes ending here, then '*' */
-#define RN_STATIC_ONE 8u
+#define RN_LONG       8u /* reached through a hashed (long) segment */
+#define RN_STATIC_ONE 16u
+#define RN_SHORT      8u /* segments up to this long are keyed by their bytes */
 
 typedef struct rpay_s rpay_t;
 
 typedef struct {
-    uint64_t key;    /* 0: a free slot */
+    uint64_t key;    /* from the parent's key and the segment */
     rpay_t *pay;     /* entries of the shapes ending here, or NULL */
-    uint32_t serial; /* unique among the tree's live nodes */
+    uint32_t serial; /* unique among the tree's live nodes; 0: a free slot */
     uint32_t parent; /* the parent's serial */
     uint32_t seglen; /* length of the segment that leads here, RN_PARAM for ":" */
     uint32_t kids;   /* RN_HAS_* flags + RN_STATIC_ONE per static child */
@@ -56,29 +63,40 @@ typedef struct {
     size_t *bytes; /* the router's byte count */
 } rntab_t;
 
-/* Tests narrow this to force hash collisions; all bits otherwise. */
+/* Tests narrow this to force key collisions; all bits otherwise. Keys
+ * are one-to-one only with all bits (rn_exact_keys). */
 extern uint64_t torii_rnode_key_mask;
 
-/* The key of the child reached through a segment with hash h. */
+static inline bool rn_exact_keys(void)
+{
+    return torii_rnode_key_mask == UINT64_MAX;
+}
+
+/* The key of the child reached through a segment worth h (rn_seg). */
 static inline uint64_t rn_child_key(uint64_t parent, uint64_t h)
 {
-    /* One-to-one in h for a given parent (xor, odd multiply, xorshift), so
-     * two segments of one parent collide only when their own hashes do;
-     * one multiply, as a lookup makes dozens of these. */
+    /* One-to-one in h for a given parent (xor, odd multiply, xorshift):
+     * two segments of one parent share a key only when their h do. One
+     * multiply, as a lookup makes dozens of these. */
     uint64_t x = (parent ^ h) * 0x9e3779b97f4a7c15ull;
     x ^= x >> 32;
-    x &= torii_rnode_key_mask;
-    return x ? x : 1;
+    return x & torii_rnode_key_mask;
 }
 
 static inline uint64_t rn_param_key(uint64_t parent)
 {
-    return rn_child_key(parent, 0x3c6ef372fe94f82bull);
+    return rn_child_key(parent, 0x3c6ef372fe94f82bull); /* told apart by seglen RN_PARAM */
 }
 
-static inline uint64_t rn_seg_hash(const char *p, size_t n)
+/* What a segment puts in its child's key: its bytes when short (with its
+ * length, in the node's seglen, that is the text itself), else a hash. */
+static inline uint64_t rn_seg(const char *p, size_t n)
 {
-    return torii_hash(p, n);
+    uint64_t w = 0;
+    if (n > RN_SHORT)
+        return torii_hash(p, n);
+    memcpy(&w, p, n);
+    return w;
 }
 
 /* Zeroed, 64-byte aligned memory for a table of n bytes, counted into
@@ -92,8 +110,8 @@ void rn_init(rntab_t *t, size_t *bytes);
 void rn_free(rntab_t *t); /* the table only, not the payloads */
 
 /* Room for `more` nodes, so that the inserts that follow never grow the
- * table (growing moves every node). */
-void rn_reserve(rntab_t *t, uint32_t more);
+ * table. Returns whether it grew (which moves every node). */
+bool rn_reserve(rntab_t *t, uint32_t more);
 
 /* The node with this key, parent and segment length (unique), or NULL. */
 rnode_t *rn_find(const rntab_t *t, uint64_t key, uint32_t parent, uint32_t seglen);

@@ -278,21 +278,27 @@ static void consider(const torii_rtree_t *t, const torii_route_req_t *q, const t
     }
 }
 
+/* Name k of the hit's entry, an offset and a length in its pattern. */
+static torii_str_t name_of(const torii_rhit_t *hit, uint32_t k)
+{
+    if (hit->names)
+        return torii_str(hit->pattern + hit->names[k].off, hit->names[k].len);
+    return torii_str(hit->pattern + hit->short_names[k][0], hit->short_names[k][1]);
+}
+
 /* Names from the entry (offsets into its pattern), values from the path. */
 static void fill_params(const torii_rhit_t *hit, torii_str_t path, torii_route_match_t *m)
 {
-    const char *pat = hit->pattern;
     uint32_t k;
     m->nparams = 0;
     if (!hit->captures)
         return; /* most routes: no names to give */
     for (k = 0; k < hit->nparams; k++)
+        m->params[m->nparams++] = (torii_route_param_t){
+            name_of(hit, k), torii_str(path.p + hit->param[k][0], hit->param[k][1] - hit->param[k][0])};
+    if (hit->rank.cls == 1 && name_of(hit, k).n) /* a named '*': the rest of the path */
         m->params[m->nparams++] =
-            (torii_route_param_t){torii_str(pat + hit->names[k].off, hit->names[k].len),
-                                  torii_str(path.p + hit->param[k][0], hit->param[k][1] - hit->param[k][0])};
-    if (hit->rank.cls == 1 && hit->names[k].len) /* a named '*': the rest of the path */
-        m->params[m->nparams++] = (torii_route_param_t){torii_str(pat + hit->names[k].off, hit->names[k].len),
-                                                        torii_str(path.p + hit->consumed, path.n - hit->consumed)};
+            (torii_route_param_t){name_of(hit, k), torii_str(path.p + hit->consumed, path.n - hit->consumed)};
 }
 
 bool torii_router_match(const torii_router_t *r, const torii_route_req_t *req, torii_route_match_t *m)

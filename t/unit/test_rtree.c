@@ -11,6 +11,7 @@
 #include "router/rnode.h"
 #include "router/rpay.h"
 #include "router/router.h"
+#include "router/rterm.h"
 
 static uint64_t rng = 0x243f6a8885a308d3ull;
 
@@ -209,10 +210,12 @@ TEST(exact_slots)
         const rxslot_t *x;
         rx_add(&t, &s, &e);
         x = rx_find(&t, texts[1], s.len, rx_hash(texts[1], s.len));
-        CHECK(x && x->route == &confs[5]);
+        CHECK(x && x->route == &confs[5] && x->pay != NULL); /* two entries: a payload */
         rx_remove(&t, &s, &confs[5]);
         x = rx_find(&t, texts[1], s.len, rx_hash(texts[1], s.len));
-        CHECK(x && x->route == &confs[1]);
+        CHECK(x && x->route == &confs[1] && x->pay == NULL); /* one again: the slot alone */
+        rx_remove(&t, &s, &confs[7]);                        /* not there: no change */
+        CHECK(rx_find(&t, texts[1], s.len, rx_hash(texts[1], s.len)) == x);
     }
     for (int i = 0; i < 300; i += 2) {
         rshape_t s = {texts[i], strlen(texts[i]), strlen(texts[i]), false, 0};
@@ -227,6 +230,43 @@ TEST(exact_slots)
     rx_free(&t);
     CHECK_INT(bytes, 0);
     torii_rnode_key_mask = saved;
+}
+
+/* ---- terminal lines ---- */
+
+TEST(terminal_lines)
+{
+    /* Lines for many nodes, half of them sharing one key (told apart by
+     * serial); an update in place, deletes in the middle of runs. */
+    enum { N = 500 };
+    size_t bytes = 0, pbytes = 0;
+    struct rpay_s *p = NULL;
+    rshape_t full = {"/a/:/:", 6, 6, false, 2};
+    torii_rname_t n2[2] = {{4, 1}, {7, 1}};
+    torii_rentry_t e = entry(0, 0), better = entry(1, 7);
+    rttab_t t;
+    rpay_add(&pbytes, &p, &full, &e, n2);
+    rt_init(&t, &bytes);
+    for (uint32_t i = 0; i < N; i++)
+        rt_set(&t, i % 2 ? 7 : (uint64_t)i << 24, 2 + i, p, rpay_first(p));
+    CHECK_INT(t.n, N);
+    for (uint32_t i = 0; i < N; i++) {
+        const rtslot_t *s = rt_find(&t, i % 2 ? 7 : (uint64_t)i << 24, 2 + i);
+        CHECK(s && s->route == &confs[0] && s->named && s->names[1][0] == 7 && s->group == sizeof *p);
+    }
+    CHECK(rt_find(&t, 7, 1) == NULL);
+    rpay_add(&pbytes, &p, &full, &better, n2); /* a new first entry: the line follows */
+    rt_set(&t, 7, 3, p, rpay_first(p));
+    CHECK(rt_find(&t, 7, 3)->route == &confs[1]);
+    CHECK_INT(t.n, N);
+    for (uint32_t i = 0; i < N; i += 3)
+        rt_del(&t, i % 2 ? 7 : (uint64_t)i << 24, 2 + i);
+    for (uint32_t i = 0; i < N; i++)
+        CHECK((rt_find(&t, i % 2 ? 7 : (uint64_t)i << 24, 2 + i) != NULL) == (i % 3 != 0));
+    for (uint32_t i = 0; i < N; i++)
+        rt_del(&t, i % 2 ? 7 : (uint64_t)i << 24, 2 + i);
+    CHECK_INT(bytes, 0);
+    rpay_free(&pbytes, p);
 }
 
 /* ---- whole routers with narrowed keys ---- */
@@ -370,6 +410,30 @@ TEST(narrow_keys_same_answers)
     torii_rnode_key_mask = saved;
 }
 
+TEST(ties_between_trees)
+{
+    /* A host's route and a host-less one tie on rank and priority: the one
+     * declared first wins, even when its node's payload starts with
+     * another route's prefix group. */
+    static char *host[1] = {"h.org"}, *pu[1] = {"/:z/*"}, *hu[1] = {"/:y"}, *au[1] = {"/:x"};
+    torii_route_conf_t p = {.id = "p", .uris = pu, .nuris = 1, .hosts = host, .nhosts = 1, .priority = 1, .order = 9};
+    torii_route_conf_t h = {.id = "h", .uris = hu, .nuris = 1, .hosts = host, .nhosts = 1, .priority = 1, .order = 3};
+    torii_route_conf_t a = {.id = "a", .uris = au, .nuris = 1, .priority = 1, .order = 5};
+    torii_router_t *r = torii_router_new();
+    torii_route_req_t req;
+    torii_route_match_t m;
+    char err[64];
+    CHECK(torii_router_add(r, &p, err, sizeof err)); /* its group comes first in the node */
+    CHECK(torii_router_add(r, &h, err, sizeof err));
+    CHECK(torii_router_add(r, &a, err, sizeof err));
+    memset(&req, 0, sizeof req);
+    req.x.uri = torii_str("/v", 2);
+    req.x.host = torii_str("h.org", 5);
+    CHECK(torii_router_match(r, &req, &m) && m.route == &h);
+    CHECK_SLICE(m.params[0].name, "y");
+    torii_router_free(r);
+}
+
 TEST(paths_deeper_than_the_walk_caches)
 {
     /* Segments past the first 64 are split and hashed on the way. */
@@ -406,7 +470,9 @@ int main(void)
     RUN(node_table_collisions);
     RUN(payload_groups);
     RUN(exact_slots);
+    RUN(terminal_lines);
     RUN(narrow_keys_same_answers);
+    RUN(ties_between_trees);
     RUN(paths_deeper_than_the_walk_caches);
     return unit_report("test_rtree");
 }
