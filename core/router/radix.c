@@ -65,20 +65,20 @@ static rshape_t shape_of(const torii_pattern_t *p)
     return s;
 }
 
-/* One step down: the segment of s->text at [a, e). */
+/* One step down: the segment of text (len bytes) at [a, e). */
 typedef struct {
     uint64_t key;
     uint32_t seglen;
 } step_t;
 
-static step_t step_of(uint64_t key, const char *text, size_t a, size_t e)
+static step_t step_of(uint64_t key, const char *text, size_t len, size_t a, size_t e)
 {
     step_t st;
     if (e - a == 1 && text[a] == ':') { /* a literal segment never starts with ':' in a shape */
         st.key = rn_param_key(key);
         st.seglen = RN_PARAM;
     } else {
-        st.key = rn_child_key(key, rn_seg(text + a, e - a));
+        st.key = rn_child_key(key, rn_seg(text + a, e - a, len - a));
         st.seglen = (uint32_t)(e - a);
     }
     return st;
@@ -99,7 +99,7 @@ static rnode_t *descend(torii_rtree_t *t, const rshape_t *s, uint64_t *key, size
     *pos = 0;
     while (*pos < s->cut) {
         size_t e = seg_end(s->text, *pos + 1, s->cut);
-        step_t st = step_of(*key, s->text, *pos + 1, e);
+        step_t st = step_of(*key, s->text, s->len, *pos + 1, e);
         rnode_t *c = rn_find(&t->nodes, st.key, nd->serial, st.seglen);
         if (!c)
             break;
@@ -158,7 +158,7 @@ void torii_rtree_insert(torii_rtree_t *t, const torii_pattern_t *p, const torii_
             nd = descend(t, &s, &key, &pos); /* the same node, moved */
         while (pos < s.cut) {
             size_t end = seg_end(s.text, pos + 1, s.cut);
-            step_t st = step_of(key, s.text, pos + 1, end);
+            step_t st = step_of(key, s.text, s.len, pos + 1, end);
             nd->kids += st.seglen == RN_PARAM ? RN_HAS_PARAM : RN_STATIC_ONE;
             nd = rn_insert(&t->nodes, st.key, nd->serial, st.seglen); /* may move nd's old slot: not used again */
             if (st.seglen != RN_PARAM && st.seglen > RN_SHORT)
@@ -197,7 +197,7 @@ void torii_rtree_remove(torii_rtree_t *t, const torii_pattern_t *p, const torii_
     way[0] = (way_t){RN_ROOT_KEY, 0, RN_ROOT};
     while (pos < s.cut) {
         size_t e = seg_end(s.text, pos + 1, s.cut);
-        step_t st = step_of(key, s.text, pos + 1, e);
+        step_t st = step_of(key, s.text, s.len, pos + 1, e);
         nd = rn_find(&t->nodes, st.key, nd->serial, st.seglen);
         if (!nd)
             goto out; /* not in the tree */
@@ -227,9 +227,12 @@ out:
 
 /* ---- lookup ---- */
 
-#define LEVELS 64 /* path segments whose bounds and hashes a walk computes up front */
-#define BURST  8  /* levels asked for ahead of the walk */
-/* Tables from this many slots (2 MB of nodes) on get the deeper first burst. */
+#define BURST 8 /* levels asked for ahead of the walk */
+/* Tables from this many slots (1 MB of nodes) on are walked with prefetch
+ * bursts: smaller ones stay in the caches, where asking costs more than it
+ * saves (measured: 10% slower at 1k and 10k routes). */
+#define BURSTS (1u << 15)
+/* From this many slots (2 MB of nodes) on the first burst is deeper. */
 #define DEEP_BURST (1u << 16)
 
 /* A node with prefix shapes met on the way, at pos, with the parameters
@@ -244,8 +247,8 @@ typedef struct {
 typedef struct {
     const char *p;
     size_t n;
-    const rntab_t *tab;
-    const rttab_t *term;
+    const torii_rpath_t *rp;
+    const torii_rtree_t *t;
     const torii_rfilter_t *f;
     uint32_t nparams;
     uint32_t param[TORII_PAT_MAX_PARAMS][2];
@@ -253,49 +256,48 @@ typedef struct {
     torii_rhit_t *hit;
     pcand_t *cands; /* prefix candidates met on the way */
     size_t ncands, capcands;
-    uint32_t nlev;         /* segments with end[] and hash[] set */
-    uint32_t last;         /* nlev if that is all of the path (a node there ends it), else 0 */
-    uint32_t end[LEVELS];  /* where segment k ends: the next '/' or n */
-    uint64_t hash[LEVELS]; /* rn_seg_hash of segment k */
     pcand_t local[8];
 } walk_t;
 
-/* Bounds and hashes of the first LEVELS segments (p[0] is '/'). */
-static void levels(walk_t *w)
+void torii_rpath_prepare(torii_rpath_t *rp, torii_str_t path)
 {
     size_t pos = 0;
     uint32_t k = 0;
-    while (pos < w->n && k < LEVELS) {
-        size_t e = seg_end(w->p, pos + 1, w->n);
-        w->end[k] = (uint32_t)e;
-        w->hash[k] = rn_seg(w->p + pos + 1, e - pos - 1);
+    rp->p = path.p;
+    rp->n = path.n;
+    rp->xh = rx_hash(path.p, path.n);
+    rp->tree = path.n > 0 && path.p[0] == '/'; /* else no shape can match it */
+    while (rp->tree && pos < path.n && k < TORII_RPATH_LEVELS) {
+        size_t e = seg_end(path.p, pos + 1, path.n);
+        rp->end[k] = (uint32_t)e;
+        rp->seg[k] = rn_seg(path.p + pos + 1, e - pos - 1, path.n - pos - 1);
         k++;
         pos = e;
     }
-    w->nlev = k;
-    w->last = pos == w->n ? k : 0;
+    rp->nlev = k;
+    rp->last = pos == path.n ? k : 0;
 }
 
 /* Ask for a node's line, and for its terminal line when it is at the end
  * of the path (level `level`). */
-static inline void ask(const walk_t *w, uint64_t key, uint32_t level)
+static inline void ask(const torii_rtree_t *t, const torii_rpath_t *rp, uint64_t key, uint32_t level)
 {
-    rn_prefetch(w->tab, key);
-    if (level == w->last && w->term->slots)
-        rt_prefetch(w->term, key);
+    rn_prefetch(&t->nodes, key);
+    if (level == rp->last && t->term.slots)
+        rt_prefetch(&t->term, key);
 }
 
 /* Ask for the lines of the nodes below `key` (at level k) along the path,
  * and of each one's parameter child: the walk then finds them in cache
  * instead of waiting for one node after the other. */
-static void burst(const walk_t *w, uint64_t key, uint32_t k)
+static void burst(const torii_rtree_t *t, const torii_rpath_t *rp, uint64_t key, uint32_t k)
 {
-    if (!w->tab->slots)
+    if (t->nodes.mask < BURSTS)
         return;
-    for (uint32_t j = k; j < w->nlev && j < k + BURST; j++) {
-        ask(w, rn_param_key(key), j + 1);
-        key = rn_child_key(key, w->hash[j]);
-        ask(w, key, j + 1);
+    for (uint32_t j = k; j < rp->nlev && j < k + BURST; j++) {
+        ask(t, rp, rn_param_key(key), j + 1);
+        key = rn_child_key(key, rp->seg[j]);
+        ask(t, rp, key, j + 1);
     }
 }
 
@@ -303,25 +305,25 @@ static void burst(const walk_t *w, uint64_t key, uint32_t k)
  * one parameter at any level, followed by a literal and a parameter
  * (/users/:id/orders/:oid): most parameter paths are found with no second
  * wait. In a small table the extra keys would cost more than they save. */
-static void first_burst(const walk_t *w)
+static void first_burst(const torii_rtree_t *t, const torii_rpath_t *rp)
 {
     uint64_t key = RN_ROOT_KEY;
-    if (!w->tab->slots)
+    if (t->nodes.mask < BURSTS)
         return;
-    if (w->tab->mask < DEEP_BURST) {
-        burst(w, key, 0);
+    if (t->nodes.mask < DEEP_BURST) {
+        burst(t, rp, key, 0);
         return;
     }
-    for (uint32_t j = 0; j < w->nlev && j < BURST; j++) {
+    for (uint32_t j = 0; j < rp->nlev && j < BURST; j++) {
         uint64_t pk = rn_param_key(key);
-        ask(w, pk, j + 1);
-        if (j + 1 < w->nlev) {
-            uint64_t q = rn_child_key(pk, w->hash[j + 1]);
-            ask(w, q, j + 2);
-            ask(w, rn_param_key(q), j + 3);
+        ask(t, rp, pk, j + 1);
+        if (j + 1 < rp->nlev) {
+            uint64_t q = rn_child_key(pk, rp->seg[j + 1]);
+            ask(t, rp, q, j + 2);
+            ask(t, rp, rn_param_key(q), j + 3);
         }
-        key = rn_child_key(key, w->hash[j]);
-        ask(w, key, j + 1);
+        key = rn_child_key(key, rp->seg[j]);
+        ask(t, rp, key, j + 1);
     }
 }
 
@@ -420,7 +422,7 @@ static bool full_match(walk_t *w, const rnode_t *nd)
  * terminal line answers when its first entry passes (else the payload). */
 static bool term_match(walk_t *w, const rnode_t *nd)
 {
-    const rtslot_t *ts = rt_find(w->term, nd->key, nd->serial);
+    const rtslot_t *ts = rt_find(&w->t->term, nd->key, nd->serial);
     torii_rhit_t *h = w->hit;
     if (!ts || !ts->named || !torii_rfilter_pass(w->f, ts->methods, ts->check, ts->route))
         return false;
@@ -451,19 +453,19 @@ static bool walk(walk_t *w, const rnode_t *nd, size_t pos, uint32_t k, bool exac
     if (pos == w->n)
         return (nd->kids & RN_HAS_FULL) && ((exact && term_match(w, nd)) || full_match(w, nd));
     a = pos + 1;
-    e = k < w->nlev ? w->end[k] : seg_end(w->p, a, w->n);
+    e = k < w->rp->nlev ? w->rp->end[k] : seg_end(w->p, a, w->n);
     if (nd->kids >= RN_STATIC_ONE) {
-        uint64_t h = k < w->nlev ? w->hash[k] : rn_seg(w->p + a, e - a);
+        uint64_t h = k < w->rp->nlev ? w->rp->seg[k] : rn_seg(w->p + a, e - a, w->n - a);
         uint64_t key = rn_child_key(nd->key, h);
-        const rnode_t *c = rn_find(w->tab, key, nd->serial, (uint32_t)(e - a));
+        const rnode_t *c = rn_find(&w->t->nodes, key, nd->serial, (uint32_t)(e - a));
         if (c && walk(w, c, e, k + 1, exact && !(c->kids & RN_LONG)))
             return true;
     }
     if ((nd->kids & RN_HAS_PARAM) && e > a && w->nparams < TORII_PAT_MAX_PARAMS) {
         uint64_t key = rn_param_key(nd->key), saved = w->mask;
-        const rnode_t *c = rn_find(w->tab, key, nd->serial, RN_PARAM);
+        const rnode_t *c = rn_find(&w->t->nodes, key, nd->serial, RN_PARAM);
         if (e < w->n)
-            burst(w, key, k + 1);
+            burst(w->t, w->rp, key, k + 1);
         w->param[w->nparams][0] = (uint32_t)a;
         w->param[w->nparams][1] = (uint32_t)e;
         w->nparams++;
@@ -593,31 +595,30 @@ static bool exact_match(const rxslot_t *x, torii_str_t path, const torii_rfilter
     return true;
 }
 
-bool torii_rtree_lookup(const torii_rtree_t *t, torii_str_t path, const torii_rfilter_t *f, torii_rhit_t *hit)
+void torii_rtree_prefetch(const torii_rtree_t *t, const torii_rpath_t *rp)
+{
+    if (t->exact.n > 0)
+        rx_prefetch(&t->exact, rp->xh);
+    if (rp->tree && t->root.kids != 0)
+        first_burst(t, rp);
+}
+
+bool torii_rtree_lookup(const torii_rtree_t *t, const torii_rpath_t *rp, const torii_rfilter_t *f, torii_rhit_t *hit)
 {
     walk_t w;
-    bool found, tree = t->root.kids != 0 && path.n > 0 && path.p[0] == '/';
-    uint32_t xh = 0;
-    /* Ask for the exact slot and the tree's levels together, then look. */
+    bool found;
+    torii_str_t path = torii_str(rp->p, rp->n);
     if (t->exact.n > 0) {
-        xh = rx_hash(path.p, path.n);
-        rx_prefetch(&t->exact, xh);
-    }
-    if (tree) {
-        w.p = path.p;
-        w.n = path.n;
-        w.tab = &t->nodes;
-        w.term = &t->term;
-        levels(&w);
-        first_burst(&w);
-    }
-    if (t->exact.n > 0) {
-        const rxslot_t *x = rx_find(&t->exact, path.p, path.n, xh);
+        const rxslot_t *x = rx_find(&t->exact, rp->p, rp->n, rp->xh);
         if (x && exact_match(x, path, f, hit))
             return true;
     }
-    if (!tree)
+    if (!rp->tree || t->root.kids == 0)
         return false;
+    w.p = rp->p;
+    w.n = rp->n;
+    w.rp = rp;
+    w.t = t;
     w.f = f;
     w.nparams = 0;
     w.mask = 0;

@@ -90,8 +90,29 @@ bool torii_rtree_empty(const torii_rtree_t *t);
 void torii_rtree_insert(torii_rtree_t *t, const torii_pattern_t *p, const torii_rentry_t *e);
 void torii_rtree_remove(torii_rtree_t *t, const torii_pattern_t *p, const torii_route_conf_t *route);
 
-/* The best accepted candidate for a normalised path, into *hit. */
-bool torii_rtree_lookup(const torii_rtree_t *t, torii_str_t path, const torii_rfilter_t *f, torii_rhit_t *hit);
+/* A normalised request path, prepared once for lookups in any number of
+ * trees: the hash of the whole, the bounds and key words of the first
+ * TORII_RPATH_LEVELS segments (the rest are split as the walk gets there). */
+#define TORII_RPATH_LEVELS 64
+typedef struct {
+    const char *p;
+    size_t n;
+    uint32_t xh;                      /* for the exact shapes */
+    bool tree;                        /* the path starts with '/', so a tree shape may match */
+    uint32_t nlev;                    /* segments with end[] and seg[] set */
+    uint32_t last;                    /* nlev if that is the whole path (a node there ends it), else 0 */
+    uint32_t end[TORII_RPATH_LEVELS]; /* where segment k ends: the next '/' or n */
+    uint64_t seg[TORII_RPATH_LEVELS]; /* what segment k puts in a key (rn_seg) */
+} torii_rpath_t;
+
+void torii_rpath_prepare(torii_rpath_t *rp, torii_str_t path);
+
+/* Ask for the memory a lookup of the path in t will read first, so that
+ * lookups in several trees wait for memory together, not one by one. */
+void torii_rtree_prefetch(const torii_rtree_t *t, const torii_rpath_t *rp);
+
+/* The best accepted candidate for the path, into *hit. */
+bool torii_rtree_lookup(const torii_rtree_t *t, const torii_rpath_t *rp, const torii_rfilter_t *f, torii_rhit_t *hit);
 
 /* a before b? (rank, then priority, then order) */
 bool torii_rhit_better(const torii_rhit_t *a, const torii_rhit_t *b);

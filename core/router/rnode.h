@@ -88,13 +88,25 @@ static inline uint64_t rn_param_key(uint64_t parent)
     return rn_child_key(parent, 0x3c6ef372fe94f82bull); /* told apart by seglen RN_PARAM */
 }
 
-/* What a segment puts in its child's key: its bytes when short (with its
- * length, in the node's seglen, that is the text itself), else a hash. */
-static inline uint64_t rn_seg(const char *p, size_t n)
+/* What a segment p[0..n) puts in its child's key: its bytes when short
+ * (with its length, in the node's seglen, that is the text itself), in
+ * memory order in a zeroed word, else a hash. `avail` bytes from p on may
+ * be read. */
+static inline uint64_t rn_seg(const char *p, size_t n, size_t avail)
 {
     uint64_t w = 0;
     if (n > RN_SHORT)
         return torii_hash(p, n);
+    if (avail >= 8 && n > 0) {
+        /* One 8-byte load and a mask: a copy of n bytes is a call, and
+         * reading its result back stalls on the bytes stored. */
+        memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        return n == 8 ? w : w & ~(UINT64_MAX >> (8 * n));
+#else
+        return n == 8 ? w : w & (UINT64_MAX >> (64 - 8 * n));
+#endif
+    }
     memcpy(&w, p, n);
     return w;
 }

@@ -268,11 +268,11 @@ static bool route_checks(const torii_route_conf_t *r, void *ud)
     return true;
 }
 
-static void consider(const torii_rtree_t *t, const torii_route_req_t *q, const torii_rfilter_t *f, torii_rhit_t *best,
+static void consider(const torii_rtree_t *t, const torii_rpath_t *rp, const torii_rfilter_t *f, torii_rhit_t *best,
                      bool *found)
 {
     torii_rhit_t hit;
-    if (torii_rtree_lookup(t, q->x.uri, f, &hit) && (!*found || torii_rhit_better(&hit, best))) {
+    if (torii_rtree_lookup(t, rp, f, &hit) && (!*found || torii_rhit_better(&hit, best))) {
         *best = hit;
         *found = true;
     }
@@ -303,29 +303,44 @@ static void fill_params(const torii_rhit_t *hit, torii_str_t path, torii_route_m
 
 bool torii_router_match(const torii_router_t *r, const torii_route_req_t *req, torii_route_match_t *m)
 {
+    /* The trees to look in: the exact host's, the wildcards' (at most one
+     * per suffix length under 256), the one for any host. */
+    const torii_rtree_t *trees[1 + 255 + 1];
+    size_t ntrees = 0;
     torii_rhit_t best;
     bool found = false;
     torii_str_t host = req->x.host;
     torii_rfilter_t f = {1u << req->method, route_checks, (void *)req};
+    torii_rpath_t rp;
+    torii_rpath_prepare(&rp, req->x.uri);
+    /* Each tree's first memory is asked for as soon as the tree is known,
+     * so the trees' waits overlap; they are then looked in, in order. */
+    torii_rtree_prefetch(r->any, &rp);
     if (host.n > 0 && r->exact.n > 0) {
         hslot_t *s = hmap_find(&r->exact, host.p, host.n, torii_hash(host.p, host.n));
-        if (s)
-            consider(s->tree, req, &f, &best, &found);
+        if (s) {
+            torii_rtree_prefetch(s->tree, &rp);
+            trees[ntrees++] = s->tree;
+        }
     }
     if (r->wild.n > 0 && host.n > 0) {
         /* Every suffix starting at a dot, with at least one label before
-         * it, and only lengths some wildcard has. */
-        uint64_t h = TORII_HASH_REV_SEED;
+         * it, shortest first, and only lengths some wildcard has: a suffix
+         * is hashed only then (most hosts have none to look up). */
         for (size_t i = host.n - 1; i > 0; i--) {
-            h = torii_hash_rev_step(h, host.p[i]);
-            if (host.p[i] == '.' && host.n - i < 256 && (r->wild_lens[(host.n - i) / 64] >> ((host.n - i) % 64) & 1)) {
-                hslot_t *s = hmap_find(&r->wild, host.p + i, host.n - i, h);
-                if (s)
-                    consider(s->tree, req, &f, &best, &found);
+            size_t len = host.n - i;
+            if (host.p[i] == '.' && len < 256 && (r->wild_lens[len / 64] >> (len % 64) & 1)) {
+                hslot_t *s = hmap_find(&r->wild, host.p + i, len, torii_hash_rev(host.p + i, len));
+                if (s) {
+                    torii_rtree_prefetch(s->tree, &rp);
+                    trees[ntrees++] = s->tree;
+                }
             }
         }
     }
-    consider(r->any, req, &f, &best, &found);
+    trees[ntrees++] = r->any;
+    for (size_t i = 0; i < ntrees; i++)
+        consider(trees[i], &rp, &f, &best, &found);
     if (!found)
         return false;
     m->route = best.route;
