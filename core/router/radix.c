@@ -84,10 +84,26 @@ static step_t step_of(uint64_t key, const char *text, size_t len, size_t a, size
     return st;
 }
 
+/* Where the segment from `from` ends: the next '/' or n. Eight bytes at a
+ * time (a zero byte of w ^ "////////" is a '/'): segments are short, and a
+ * call to memchr per segment costs more than the search. */
 static size_t seg_end(const char *p, size_t from, size_t n)
 {
-    const char *slash = memchr(p + from, '/', n - from);
-    return slash ? (size_t)(slash - p) : n;
+    size_t i = from;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, z;
+        memcpy(&w, p + i, 8);
+        w ^= 0x2f2f2f2f2f2f2f2full;
+        z = (w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull;
+        if (z) /* the lowest flag is the first '/' (flags above it may be false) */
+            return i + (size_t)(__builtin_ctzll(z) >> 3);
+    }
+#endif
+    for (; i < n; i++)
+        if (p[i] == '/')
+            return i;
+    return n;
 }
 
 /* Walk the whole segments of s as far as nodes exist: the deepest node

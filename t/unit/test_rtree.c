@@ -23,6 +23,28 @@ static uint64_t rnd(void)
     return z ^ (z >> 31);
 }
 
+/* ---- keys ---- */
+
+TEST(segment_words)
+{
+    /* A short segment's word is the same read near the end of its string
+     * (byte by byte) or with room after it (one load): the key of a node
+     * made from a pattern must be the key a request path finds. */
+    char buf[32];
+    for (int round = 0; round < 200; round++) {
+        for (size_t i = 0; i < sizeof buf; i++)
+            buf[i] = (char)(rnd() % 256);
+        for (size_t n = 0; n <= RN_SHORT; n++) {
+            uint64_t tight = rn_seg(buf, n, n), roomy = rn_seg(buf, n, sizeof buf);
+            CHECK(tight == roomy);
+        }
+    }
+    /* distinct short segments of one length give distinct words */
+    CHECK(rn_seg("svc12345", 8, 8) != rn_seg("svc12346", 8, 8));
+    CHECK(rn_seg("a", 1, 1) == 'a');
+    CHECK(rn_seg("ab/", 2, 3) == rn_seg("ab", 2, 2));
+}
+
 /* ---- the node table ---- */
 
 typedef struct {
@@ -466,6 +488,7 @@ TEST(paths_deeper_than_the_walk_caches)
 
 int main(void)
 {
+    RUN(segment_words);
     RUN(node_table_growth_and_deletes);
     RUN(node_table_collisions);
     RUN(payload_groups);
