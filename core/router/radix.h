@@ -3,8 +3,13 @@
  * segments: a node per run of segments from the root, each literal or
  * ":" (a parameter, one segment), kept in a hash table (rnode.h); at each
  * node the routes whose shape ends there, as a whole path or as a prefix
- * (rpay.h); exact shapes in a table of their own (rexact.h). Used by
- * router.c, once per host and once for routes without hosts.
+ * (rpay.h), and for a whole shape a line with its first entry (rterm.h);
+ * exact shapes in a table of their own (rexact.h). Used by router.c, once
+ * per host and once for routes without hosts.
+ *
+ * A lookup computes the keys of the path's levels from the path alone and
+ * asks memory for all of them before walking: in a big table a match waits
+ * for memory about once, not once per level.
  */
 #ifndef TORII_RADIX_H
 #define TORII_RADIX_H

@@ -1,4 +1,4 @@
-/* router.c — host tables over radix trees, candidate filters, the API. */
+/* router.c — host tables over path trees, candidate filters, the API. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
