@@ -87,7 +87,7 @@ static step_t step_of(uint64_t key, const char *text, size_t len, size_t a, size
 /* Where the segment from `from` ends: the next '/' or n. Eight bytes at a
  * time (a zero byte of w ^ "////////" is a '/'): segments are short, and a
  * call to memchr per segment costs more than the search. */
-static size_t seg_end(const char *p, size_t from, size_t n)
+static inline size_t seg_end(const char *p, size_t from, size_t n)
 {
     size_t i = from;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__

@@ -8,7 +8,7 @@
 
 static inline uint32_t dist(const rxtab_t *t, uint32_t i)
 {
-    return (i - t->slots[i].hash) & t->mask;
+    return rx_dist(t, i);
 }
 
 void rx_init(rxtab_t *t, size_t *bytes)
@@ -72,32 +72,9 @@ static void grow(rxtab_t *t)
     rn_table_free(oldblock, (size_t)oldcap * sizeof *old, t->bytes);
 }
 
-static bool slot_is(const rxslot_t *s, const char *p, size_t n)
-{
-    const rgroup_t *g;
-    if (s->len)
-        return s->len == n && memcmp(s->text, p, n) == 0;
-    g = rpay_first(s->pay); /* a long text: only in the payload */
-    return g->len == n && memcmp(rg_text(g), p, n) == 0;
-}
-
 static rxslot_t *slot_of(const rxtab_t *t, const char *p, size_t n, uint32_t h)
 {
-    uint32_t i, d;
-    if (!t->slots)
-        return NULL;
-    for (i = h & t->mask, d = 0;; i = (i + 1) & t->mask, d++) {
-        rxslot_t *s = &t->slots[i];
-        if (!s->hash || dist(t, i) < d)
-            return NULL;
-        if (s->hash == h && slot_is(s, p, n))
-            return s;
-    }
-}
-
-const rxslot_t *rx_find(const rxtab_t *t, const char *p, size_t n, uint32_t h)
-{
-    return slot_of(t, p, n, h);
+    return (rxslot_t *)rx_find(t, p, n, h);
 }
 
 /* The slot's copy of an entry (and of the text, if it fits). */

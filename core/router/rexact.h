@@ -13,8 +13,10 @@
 #ifndef TORII_REXACT_H
 #define TORII_REXACT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "router/rnode.h"
 #include "router/rpay.h"
@@ -53,8 +55,35 @@ void rx_free(rxtab_t *t); /* with the payloads */
 void rx_add(rxtab_t *t, const rshape_t *s, const torii_rentry_t *e);
 void rx_remove(rxtab_t *t, const rshape_t *s, const torii_route_conf_t *route);
 
-/* The slot of the exact shape equal to p[0..n) (h = rx_hash), or NULL. */
-const rxslot_t *rx_find(const rxtab_t *t, const char *p, size_t n, uint32_t h);
+static inline uint32_t rx_dist(const rxtab_t *t, uint32_t i)
+{
+    return (i - t->slots[i].hash) & t->mask;
+}
+
+static inline bool rx_slot_is(const rxslot_t *s, const char *p, size_t n)
+{
+    const rgroup_t *g;
+    if (s->len)
+        return s->len == n && memcmp(s->text, p, n) == 0;
+    g = rpay_first(s->pay); /* a long text: only in the payload */
+    return g->len == n && memcmp(rg_text(g), p, n) == 0;
+}
+
+/* The slot of the exact shape equal to p[0..n) (h = rx_hash), or NULL.
+ * Inline: every lookup makes one. */
+static inline const rxslot_t *rx_find(const rxtab_t *t, const char *p, size_t n, uint32_t h)
+{
+    uint32_t i, d;
+    if (!t->slots)
+        return NULL;
+    for (i = h & t->mask, d = 0;; i = (i + 1) & t->mask, d++) {
+        const rxslot_t *s = &t->slots[i];
+        if (!s->hash || rx_dist(t, i) < d)
+            return NULL;
+        if (s->hash == h && rx_slot_is(s, p, n))
+            return s;
+    }
+}
 
 /* Ask for the lines where a probe starts (the table must exist). */
 static inline void rx_prefetch(const rxtab_t *t, uint32_t h)

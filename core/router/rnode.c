@@ -11,10 +11,9 @@ uint64_t torii_rnode_key_mask = UINT64_MAX;
 #define HUGE_PAGE  (2u << 20)
 #define HUGE_TABLE (2u << 20) /* from this size on, a table asks for huge pages */
 
-/* How far a slot's node sits from where its probe starts. */
 static inline uint32_t dist(const rntab_t *t, uint32_t i)
 {
-    return (i - (uint32_t)t->slots[i].key) & t->mask;
+    return rn_dist(t, i);
 }
 
 void *rn_table_alloc(size_t n, void **block, size_t *bytes)
@@ -120,22 +119,6 @@ bool rn_reserve(rntab_t *t, uint32_t more)
         grew = true;
     }
     return grew;
-}
-
-rnode_t *rn_find(const rntab_t *t, uint64_t key, uint32_t parent, uint32_t seglen)
-{
-    uint32_t i, d;
-    if (!t->slots)
-        return NULL;
-    for (i = (uint32_t)key & t->mask, d = 0;; i = (i + 1) & t->mask, d++) {
-        rnode_t *s = &t->slots[i];
-        /* Robin Hood order: past a node nearer to its start than we are
-         * to ours, the key cannot come. */
-        if (!s->serial || dist(t, i) < d)
-            return NULL;
-        if (s->key == key && s->parent == parent && s->seglen == seglen)
-            return s;
-    }
 }
 
 static uint32_t serial_new(rntab_t *t)

@@ -127,8 +127,29 @@ void rn_free(rntab_t *t); /* the table only, not the payloads */
  * table. Returns whether it grew (which moves every node). */
 bool rn_reserve(rntab_t *t, uint32_t more);
 
-/* The node with this key, parent and segment length (unique), or NULL. */
-rnode_t *rn_find(const rntab_t *t, uint64_t key, uint32_t parent, uint32_t seglen);
+/* How far a slot's node sits from where its probe starts. */
+static inline uint32_t rn_dist(const rntab_t *t, uint32_t i)
+{
+    return (i - (uint32_t)t->slots[i].key) & t->mask;
+}
+
+/* The node with this key, parent and segment length (unique), or NULL.
+ * Inline: a lookup makes one per level. */
+static inline rnode_t *rn_find(const rntab_t *t, uint64_t key, uint32_t parent, uint32_t seglen)
+{
+    uint32_t i, d;
+    if (!t->slots)
+        return NULL;
+    for (i = (uint32_t)key & t->mask, d = 0;; i = (i + 1) & t->mask, d++) {
+        rnode_t *s = &t->slots[i];
+        /* Robin Hood order: past a node nearer to its start than we are
+         * to ours, the key cannot come. */
+        if (!s->serial || rn_dist(t, i) < d)
+            return NULL;
+        if (s->key == key && s->parent == parent && s->seglen == seglen)
+            return s;
+    }
+}
 
 /* Add a node (key, parent, seglen; the rest zero) after rn_reserve; it
  * gets a fresh serial. Returns where it landed. */

@@ -8,7 +8,7 @@
 
 static inline uint32_t dist(const rttab_t *t, uint32_t i)
 {
-    return (i - (uint32_t)t->slots[i].key) & t->mask;
+    return rt_dist(t, i);
 }
 
 void rt_init(rttab_t *t, size_t *bytes)
@@ -58,20 +58,6 @@ static void grow(rttab_t *t)
         if (old[i].serial)
             place(t, &old[i]);
     rn_table_free(oldblock, (size_t)oldcap * sizeof *old, t->bytes);
-}
-
-const rtslot_t *rt_find(const rttab_t *t, uint64_t key, uint32_t serial)
-{
-    uint32_t i, d;
-    if (!t->slots)
-        return NULL;
-    for (i = (uint32_t)key & t->mask, d = 0;; i = (i + 1) & t->mask, d++) {
-        const rtslot_t *s = &t->slots[i];
-        if (!s->serial || dist(t, i) < d)
-            return NULL;
-        if (s->serial == serial && s->key == key)
-            return s;
-    }
 }
 
 /* The line's copy of g's first entry and, if they fit, its names. */

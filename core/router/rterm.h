@@ -49,7 +49,24 @@ void rt_free(rttab_t *t);
  * the node's payload pay). */
 void rt_set(rttab_t *t, uint64_t key, uint32_t serial, const struct rpay_s *pay, const rgroup_t *g);
 void rt_del(rttab_t *t, uint64_t key, uint32_t serial);
-const rtslot_t *rt_find(const rttab_t *t, uint64_t key, uint32_t serial);
+static inline uint32_t rt_dist(const rttab_t *t, uint32_t i)
+{
+    return (i - (uint32_t)t->slots[i].key) & t->mask;
+}
+
+static inline const rtslot_t *rt_find(const rttab_t *t, uint64_t key, uint32_t serial)
+{
+    uint32_t i, d;
+    if (!t->slots)
+        return NULL;
+    for (i = (uint32_t)key & t->mask, d = 0;; i = (i + 1) & t->mask, d++) {
+        const rtslot_t *s = &t->slots[i];
+        if (!s->serial || rt_dist(t, i) < d)
+            return NULL;
+        if (s->serial == serial && s->key == key)
+            return s;
+    }
+}
 
 static inline void rt_prefetch(const rttab_t *t, uint64_t key)
 {
