@@ -13,9 +13,6 @@ struct torii_rtree_s {
     rntab_t nodes;
     rxtab_t exact;
     rttab_t term;
-    /* bit k: a prefix shape ended at a node k segments down (63: deeper),
-     * now or before (kept after removals: only a hint for prefetching) */
-    uint64_t prefix_levels;
     size_t *bytes;
 };
 
@@ -129,38 +126,25 @@ static rnode_t *descend(torii_rtree_t *t, const rshape_t *s, uint64_t *key, size
     return nd;
 }
 
-/* The node's lines in the terminal table, after its payload changed: the
- * group of its whole shape when it has exactly one; the group of its
- * prefix shape when it has exactly one and that ends with "/" then '*'
- * (the usual kind, matching whenever the path goes on past the node). had:
- * flags the node had before, so lines it may have. */
-static void term_refresh(torii_rtree_t *t, const rnode_t *nd, uint32_t had)
+/* The node's line in the terminal table, after its payload changed: the
+ * group of its whole shape when it has exactly one, else none (had: the
+ * node had whole shapes before, so it may have a line). */
+static void term_refresh(torii_rtree_t *t, const rnode_t *nd, bool had)
 {
-    const rgroup_t *g, *full = NULL, *pre = NULL;
-    uint32_t nfull = 0, npre = 0, kinds = had | nd->kids;
-    if (!(kinds & (RN_HAS_FULL | RN_HAS_PREFIX)))
-        return; /* no shape ends here, before or now */
+    const rgroup_t *g, *full = NULL;
+    uint32_t nfull = 0;
+    if (nd == &t->root || (!had && !(nd->kids & RN_HAS_FULL)))
+        return; /* no whole shape ends here, before or now */
     if (nd->pay) {
         g = rpay_first(nd->pay);
-        for (uint32_t i = 0; i < nd->pay->ngroups; i++, g = rg_next(g)) {
+        for (uint32_t i = 0; i < nd->pay->ngroups; i++, g = rg_next(g))
             if (!g->prefix && nfull++ == 0)
                 full = g;
-            if (g->prefix && npre++ == 0)
-                pre = g;
-        }
     }
-    if (kinds & RN_HAS_FULL) {
-        if (nfull == 1 && nd != &t->root)
-            rt_set(&t->term, nd->key, nd->serial, nd->pay, full);
-        else
-            rt_del(&t->term, nd->key, nd->serial);
-    }
-    if (kinds & RN_HAS_PREFIX) {
-        if (npre == 1 && pre->len - pre->cut == 1)
-            rt_set(&t->term, nd->key ^ RT_PREFIX, nd->serial, nd->pay, pre);
-        else
-            rt_del(&t->term, nd->key ^ RT_PREFIX, nd->serial);
-    }
+    if (nfull == 1)
+        rt_set(&t->term, nd->key, nd->serial, nd->pay, full);
+    else
+        rt_del(&t->term, nd->key, nd->serial);
 }
 
 void torii_rtree_insert(torii_rtree_t *t, const torii_pattern_t *p, const torii_rentry_t *e)
@@ -201,13 +185,7 @@ void torii_rtree_insert(torii_rtree_t *t, const torii_pattern_t *p, const torii_
     }
     rpay_add(t->bytes, &nd->pay, &s, e, names);
     nd->kids |= s.prefix ? RN_HAS_PREFIX : RN_HAS_FULL;
-    term_refresh(t, nd, 0); /* adding takes no shape away */
-    if (s.prefix) {
-        uint32_t level = 0;
-        for (size_t i = 0; i < s.cut; i++)
-            level += s.text[i] == '/';
-        t->prefix_levels |= 1ull << (level < 63 ? level : 63);
-    }
+    term_refresh(t, nd, false); /* adding takes no whole shape away */
 }
 
 void torii_rtree_remove(torii_rtree_t *t, const torii_pattern_t *p, const torii_route_conf_t *route)
@@ -223,7 +201,7 @@ void torii_rtree_remove(torii_rtree_t *t, const torii_pattern_t *p, const torii_
     size_t depth = 0, nseg = 0, pos = 0;
     rnode_t *nd = &t->root;
     uint64_t key = RN_ROOT_KEY;
-    uint32_t had;
+    bool had;
     if (p->kind == TORII_PAT_EXACT) {
         rx_remove(&t->exact, &s, route);
         return;
@@ -243,7 +221,7 @@ void torii_rtree_remove(torii_rtree_t *t, const torii_pattern_t *p, const torii_
         key = st.key;
         pos = e;
     }
-    had = nd->kids;
+    had = nd->kids & RN_HAS_FULL;
     rpay_remove(t->bytes, &nd->pay, &s, route);
     nd->kids &= ~(RN_HAS_FULL | RN_HAS_PREFIX);
     if (rpay_has(nd->pay, false))
@@ -277,9 +255,6 @@ out:
  * taken to reach it. */
 typedef struct {
     const struct rpay_s *pay;
-    uint64_t key; /* the node's, for its prefix line */
-    uint32_t serial;
-    bool exact; /* reached by exact steps (see walk) */
     uint32_t pos;
     uint32_t nparams;
     uint32_t param[TORII_PAT_MAX_PARAMS][2];
@@ -326,8 +301,6 @@ static inline void ask(const torii_rtree_t *t, const torii_rpath_t *rp, uint64_t
     rn_prefetch(&t->nodes, key);
     if (level == rp->last && t->term.slots)
         rt_prefetch(&t->term, key);
-    if ((t->prefix_levels >> (level < 63 ? level : 63) & 1) && t->term.slots)
-        rt_prefetch(&t->term, key ^ RT_PREFIX);
 }
 
 /* Ask for the lines of the nodes below `key` (at level k) along the path,
@@ -400,7 +373,7 @@ static bool spells(const char *s, size_t sn, bool params, const char *p, size_t 
 
 /* Keep the node for later (its payload is read only if no whole shape
  * wins) and ask for its payload now. */
-static void note_prefix(walk_t *w, const rnode_t *nd, size_t pos, bool exact)
+static void note_prefix(walk_t *w, const rnode_t *nd, size_t pos)
 {
     pcand_t *c;
     if (w->ncands == w->capcands) { /* rare: many prefixes of one path */
@@ -417,9 +390,6 @@ static void note_prefix(walk_t *w, const rnode_t *nd, size_t pos, bool exact)
     __builtin_prefetch(nd->pay);
     c = &w->cands[w->ncands++];
     c->pay = nd->pay;
-    c->key = nd->key;
-    c->serial = nd->serial;
-    c->exact = exact;
     c->pos = (uint32_t)pos;
     c->nparams = w->nparams;
     memcpy(c->param, w->param, w->nparams * sizeof w->param[0]);
@@ -495,7 +465,7 @@ static bool walk(walk_t *w, const rnode_t *nd, size_t pos, uint32_t k, bool exac
 {
     size_t a, e;
     if (nd->kids & RN_HAS_PREFIX)
-        note_prefix(w, nd, pos, exact);
+        note_prefix(w, nd, pos);
     if (pos == w->n)
         return (nd->kids & RN_HAS_FULL) && ((exact && term_match(w, nd)) || full_match(w, nd));
     a = pos + 1;
@@ -572,32 +542,6 @@ static size_t prefix_choices(const walk_t *w, pchoice_t *local, size_t cap, pcho
 /* The best accepted prefix: longest first; between groups of the same
  * length (reached through different parameters), the first accepted entry
  * of each competes on priority and order. */
-/* One prefix node met, reached by exact steps, with a line for its one
- * group ending with "/" then '*': the line answers when its first entry
- * passes (else the payload). */
-static bool line_prefix(walk_t *w)
-{
-    const pcand_t *c = &w->cands[0];
-    const rtslot_t *ts;
-    torii_rhit_t *h = w->hit;
-    if (w->ncands != 1 || !c->exact || c->pos >= w->n) /* a "/" to go on needs more path */
-        return false;
-    ts = rt_find(&w->t->term, c->key ^ RT_PREFIX, c->serial);
-    if (!ts || !ts->named || !torii_rfilter_pass(w->f, ts->methods, ts->check, ts->route))
-        return false;
-    h->entry = rg_entries((const rgroup_t *)((const char *)c->pay + ts->group));
-    h->route = ts->route;
-    h->pattern = ts->pattern;
-    h->captures = ts->captures;
-    h->names = NULL;
-    h->short_names = ts->names;
-    h->rank = (torii_rrank_t){1, UINT64_MAX - (c->pos + 1)};
-    h->consumed = c->pos + 1;
-    h->nparams = c->nparams;
-    memcpy(h->param, c->param, c->nparams * sizeof c->param[0]);
-    return true;
-}
-
 static bool best_prefix(walk_t *w)
 {
     pchoice_t local[16], *ch = local;
@@ -671,11 +615,8 @@ void torii_rtree_prefetch(const torii_rtree_t *t, const torii_rpath_t *rp)
 {
     if (t->exact.n > 0)
         rx_prefetch(&t->exact, rp->xh);
-    if (rp->tree && t->root.kids != 0) {
-        if ((t->root.kids & RN_HAS_PREFIX) && t->term.slots)
-            rt_prefetch(&t->term, RN_ROOT_KEY ^ RT_PREFIX); /* a catch-all: every path passes it */
+    if (rp->tree && t->root.kids != 0)
         first_burst(t, rp);
-    }
 }
 
 bool torii_rtree_lookup(const torii_rtree_t *t, const torii_rpath_t *rp, const torii_rfilter_t *f, torii_rhit_t *hit)
@@ -701,7 +642,7 @@ bool torii_rtree_lookup(const torii_rtree_t *t, const torii_rpath_t *rp, const t
     w.cands = w.local;
     w.ncands = 0;
     w.capcands = sizeof w.local / sizeof w.local[0];
-    found = walk(&w, &t->root, 0, 0, rn_exact_keys()) || line_prefix(&w) || best_prefix(&w);
+    found = walk(&w, &t->root, 0, 0, rn_exact_keys()) || best_prefix(&w);
     if (w.cands != w.local)
         free(w.cands);
     return found;

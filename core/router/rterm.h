@@ -1,11 +1,10 @@
 /*
- * rterm.h — a line per tree node that ends whole shapes, and one per node
- * that ends prefix shapes of the usual kind ("/a/" then '*'): the first
- * entry of its group and the names of that entry's captures, keyed by the
- * node's key. A lookup asks for these lines together with the nodes' (the
- * keys come from the path), so a path whose segments are all short
- * (rnode.h: exact keys) is answered without reading the node's payload,
- * one whole wait for memory less.
+ * rterm.h — a line per tree node that ends whole shapes: the first entry
+ * of its group and the names of that entry's captures, keyed by the
+ * node's key. A lookup asks for these lines together with the nodes'
+ * (the keys come from the path), so a parameter path whose segments are
+ * all short (rnode.h: exact keys) is answered without reading the node's
+ * payload, one whole wait for memory less.
  */
 #ifndef TORII_RTERM_H
 #define TORII_RTERM_H
@@ -19,8 +18,6 @@
 #include "router/rpay.h"
 
 #define RT_NAMES 6 /* capture names a line holds */
-/* A node's prefix line is keyed by its key with these bits flipped. */
-#define RT_PREFIX 0x5bd1e9955bd1e995ull
 
 typedef struct {
     uint64_t key;    /* the node's */
