@@ -456,6 +456,61 @@ TEST(ties_between_trees)
     torii_router_free(r);
 }
 
+/* The route for GET or POST path (host-less), with its captures as
+ * "name=value;" in caps. */
+static const torii_route_conf_t *match_caps(torii_router_t *r, torii_method_t method, const char *path, char *caps,
+                                            size_t cap)
+{
+    torii_route_req_t req;
+    torii_route_match_t m;
+    size_t n = 0;
+    memset(&req, 0, sizeof req);
+    req.method = method;
+    req.x.uri = torii_str(path, strlen(path));
+    caps[0] = '\0';
+    if (!torii_router_match(r, &req, &m))
+        return NULL;
+    for (uint32_t k = 0; k < m.nparams; k++)
+        n += (size_t)snprintf(caps + n, cap - n, "%.*s=%.*s;", (int)m.params[k].name.n, m.params[k].name.p,
+                              (int)m.params[k].value.n, m.params[k].value.p);
+    return m.route;
+}
+
+TEST(lines_and_payloads)
+{
+    /* Whole shapes answered from their terminal lines, prefix shapes from
+     * payloads, and what lines leave to payloads: a first entry that fails
+     * its filter; several prefix nodes on one path; a catch-all. */
+    static char *u_post[1] = {"/a/:x/*rest"}, *u_any[1] = {"/a/:y/*tail"}, *u_deep[1] = {"/a/:x/b/*"},
+                *u_all[1] = {"/*"}, *u_full[1] = {"/a/:x/c"};
+    torii_route_conf_t post = {.id = "post", .uris = u_post, .nuris = 1, .methods = 1u << TORII_M_POST, .order = 0};
+    torii_route_conf_t any = {.id = "any", .uris = u_any, .nuris = 1, .order = 1};
+    torii_route_conf_t deep = {.id = "deep", .uris = u_deep, .nuris = 1, .order = 2};
+    torii_route_conf_t all = {.id = "all", .uris = u_all, .nuris = 1, .order = 3};
+    torii_route_conf_t full = {.id = "full", .uris = u_full, .nuris = 1, .order = 4};
+    torii_router_t *r = torii_router_new();
+    char err[64], caps[128];
+    CHECK(torii_router_add(r, &post, err, sizeof err));
+    CHECK(torii_router_add(r, &any, err, sizeof err));
+    CHECK(torii_router_add(r, &full, err, sizeof err));
+    CHECK(match_caps(r, TORII_M_POST, "/a/v/t/u", caps, sizeof caps) == &post); /* the first entry */
+    CHECK_STR(caps, "x=v;rest=t/u;");
+    CHECK(match_caps(r, TORII_M_GET, "/a/v/t/u", caps, sizeof caps) == &any); /* it fails: the next */
+    CHECK_STR(caps, "y=v;tail=t/u;");
+    CHECK(match_caps(r, TORII_M_GET, "/a/v/c", caps, sizeof caps) == &full); /* its line */
+    CHECK_STR(caps, "x=v;");
+    CHECK(match_caps(r, TORII_M_GET, "/a/v", caps, sizeof caps) == NULL); /* "/a/v/" is needed */
+    CHECK(torii_router_add(r, &deep, err, sizeof err));
+    CHECK(torii_router_add(r, &all, err, sizeof err));
+    CHECK(match_caps(r, TORII_M_GET, "/a/v/b/z", caps, sizeof caps) == &deep); /* three prefix nodes: longest */
+    CHECK(match_caps(r, TORII_M_GET, "/a/v/q", caps, sizeof caps) == &any);
+    CHECK(match_caps(r, TORII_M_GET, "/zz", caps, sizeof caps) == &all);
+    torii_router_remove(r, &any);
+    torii_router_remove(r, &post);
+    CHECK(match_caps(r, TORII_M_POST, "/a/v/t/u", caps, sizeof caps) == &all); /* removed for good */
+    torii_router_free(r);
+}
+
 TEST(paths_deeper_than_the_walk_caches)
 {
     /* Segments past the first 64 are split and hashed on the way. */
@@ -496,6 +551,7 @@ int main(void)
     RUN(terminal_lines);
     RUN(narrow_keys_same_answers);
     RUN(ties_between_trees);
+    RUN(lines_and_payloads);
     RUN(paths_deeper_than_the_walk_caches);
     return unit_report("test_rtree");
 }
