@@ -23,8 +23,17 @@ static inline uint64_t torii_hash(const char *p, size_t n)
         n -= 8;
     }
     if (n > 0) {
-        uint64_t w = 0;
-        memcpy(&w, p, n);
+        /* The last 1..7 bytes in at most two loads: copying n bytes to a
+         * word and reading it back stalls on the bytes just stored. */
+        uint64_t w;
+        if (n >= 4) {
+            uint32_t a, b;
+            memcpy(&a, p, 4);
+            memcpy(&b, p + n - 4, 4); /* overlaps a when n < 8 */
+            w = (uint64_t)a | (uint64_t)b << 32;
+        } else {
+            w = (uint64_t)(uint8_t)p[0] | (uint64_t)(uint8_t)p[n / 2] << 8 | (uint64_t)(uint8_t)p[n - 1] << 16;
+        }
         h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
     }
     return h ^ (h >> 29);

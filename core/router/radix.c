@@ -2,131 +2,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/hash.h"
 #include "router/radix.h"
-
-typedef struct {
-    uint32_t n;
-    torii_rentry_t e[];
-} elist_t;
-
-typedef struct rnode_s rnode_t;
-
-/* One allocation per node: the header, the label, then the first byte of
- * each child (sorted) and, 8-byte aligned, the child pointers, so a step
- * down the tree touches one block of memory, not three. */
-struct rnode_s {
-    rnode_t *param;  /* ":" — the next segment, whatever it holds */
-    elist_t *full;   /* shapes ending here */
-    elist_t *prefix; /* shapes ending here, then '*' */
-    uint16_t nkids, capkids;
-    uint32_t len;
-    char label[];
-};
-
-/* Exact shapes (no parameter, no '*') skip the tree: they always rank
- * first, so one hash lookup settles them before any walk. */
-typedef struct {
-    uint64_t hash;
-    char *key; /* NULL: free slot */
-    uint32_t len;
-    elist_t *list;
-} xslot_t;
+#include "router/rexact.h"
+#include "router/rnode.h"
+#include "router/rpay.h"
+#include "router/rterm.h"
 
 struct torii_rtree_s {
-    rnode_t *root;
+    rnode_t root; /* outside the table: key RN_ROOT_KEY, serial RN_ROOT */
+    rntab_t nodes;
+    rxtab_t exact;
+    rttab_t term;
     size_t *bytes;
-    xslot_t *xs; /* exact shapes, open addressing */
-    uint32_t xcap, xn;
 };
-
-static size_t kids_offset(uint32_t len, uint16_t cap)
-{
-    return (sizeof(rnode_t) + len + cap + 7) & ~(size_t)7;
-}
-
-static size_t node_bytes(uint32_t len, uint16_t cap)
-{
-    return kids_offset(len, cap) + cap * sizeof(rnode_t *);
-}
-
-static inline uint8_t *KEYS(const rnode_t *nd)
-{
-    return (uint8_t *)nd->label + nd->len;
-}
-
-static inline rnode_t **KIDS(const rnode_t *nd)
-{
-    return (rnode_t **)((char *)nd + kids_offset(nd->len, nd->capkids));
-}
-
-/* ---- allocation, counted into the router's total ---- */
-
-static void *talloc(torii_rtree_t *t, size_t n)
-{
-    void *p = calloc(1, n);
-    if (!p)
-        abort();
-    *t->bytes += n;
-    return p;
-}
-
-static void tfree(torii_rtree_t *t, void *p, size_t n)
-{
-    if (p) {
-        *t->bytes -= n;
-        free(p);
-    }
-}
-
-static size_t elist_size(uint32_t n)
-{
-    return sizeof(elist_t) + n * sizeof(torii_rentry_t);
-}
-static rnode_t *node_new(torii_rtree_t *t, const char *label, size_t len, uint16_t cap)
-{
-    rnode_t *nd = talloc(t, node_bytes((uint32_t)len, cap));
-    nd->len = (uint32_t)len;
-    nd->capkids = cap;
-    memcpy(nd->label, label, len);
-    return nd;
-}
-
-static void node_free(torii_rtree_t *t, rnode_t *nd)
-{
-    if (nd->full)
-        tfree(t, nd->full, elist_size(nd->full->n));
-    if (nd->prefix)
-        tfree(t, nd->prefix, elist_size(nd->prefix->n));
-    tfree(t, nd, node_bytes(nd->len, nd->capkids));
-}
-
-/* Copy *slot into a node with room for cap children (its parent's pointer,
- * *slot, is the only pointer to it, so moving it is safe). */
-static rnode_t *node_resize(torii_rtree_t *t, rnode_t **slot, uint16_t cap)
-{
-    rnode_t *old = *slot, *nd = node_new(t, old->label, old->len, cap);
-    nd->param = old->param;
-    nd->full = old->full;
-    nd->prefix = old->prefix;
-    nd->nkids = old->nkids;
-    if (old->nkids) {
-        memcpy(KEYS(nd), KEYS(old), old->nkids);
-        memcpy(KIDS(nd), KIDS(old), old->nkids * sizeof(rnode_t *));
-    }
-    tfree(t, old, node_bytes(old->len, old->capkids));
-    *slot = nd;
-    return nd;
-}
-
-static void free_subtree(torii_rtree_t *t, rnode_t *nd)
-{
-    for (uint16_t i = 0; i < nd->nkids; i++)
-        free_subtree(t, KIDS(nd)[i]);
-    if (nd->param)
-        free_subtree(t, nd->param);
-    node_free(t, nd);
-}
 
 torii_rtree_t *torii_rtree_new(size_t *bytes)
 {
@@ -135,7 +23,11 @@ torii_rtree_t *torii_rtree_new(size_t *bytes)
         abort();
     t->bytes = bytes;
     *bytes += sizeof *t;
-    t->root = node_new(t, "", 0, 0);
+    t->root.key = RN_ROOT_KEY;
+    t->root.serial = RN_ROOT;
+    rn_init(&t->nodes, bytes);
+    rx_init(&t->exact, bytes);
+    rt_init(&t->term, bytes);
     return t;
 }
 
@@ -143,355 +35,206 @@ void torii_rtree_free(torii_rtree_t *t)
 {
     if (!t)
         return;
-    for (uint32_t i = 0; i < t->xcap; i++) {
-        if (t->xs[i].key) {
-            tfree(t, t->xs[i].key, t->xs[i].len + 1);
-            tfree(t, t->xs[i].list, elist_size(t->xs[i].list->n));
-        }
-    }
-    tfree(t, t->xs, t->xcap * sizeof *t->xs);
-    free_subtree(t, t->root);
+    if (t->nodes.slots)
+        for (uint32_t i = 0; i <= t->nodes.mask; i++)
+            rpay_free(t->bytes, t->nodes.slots[i].pay);
+    rpay_free(t->bytes, t->root.pay);
+    rn_free(&t->nodes);
+    rx_free(&t->exact);
+    rt_free(&t->term);
     *t->bytes -= sizeof *t;
     free(t);
 }
 
 bool torii_rtree_empty(const torii_rtree_t *t)
 {
-    const rnode_t *r = t->root;
-    return r->nkids == 0 && !r->param && !r->full && !r->prefix && t->xn == 0;
-}
-
-/* ---- exact shapes ---- */
-
-static void elist_add(torii_rtree_t *t, elist_t **lp, const torii_rentry_t *e);
-static void elist_remove(torii_rtree_t *t, elist_t **lp, const torii_route_conf_t *route);
-
-static xslot_t *x_find(const torii_rtree_t *t, const char *p, size_t n, uint64_t h)
-{
-    uint32_t mask = t->xcap - 1;
-    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
-        xslot_t *x = &t->xs[i];
-        if (!x->key || (x->hash == h && x->len == n && memcmp(x->key, p, n) == 0))
-            return x;
-    }
-}
-
-static void x_grow(torii_rtree_t *t)
-{
-    xslot_t *old = t->xs;
-    uint32_t oldcap = t->xcap;
-    t->xcap = oldcap ? oldcap * 2 : 8;
-    t->xs = talloc(t, t->xcap * sizeof *t->xs);
-    for (uint32_t i = 0; i < oldcap; i++)
-        if (old[i].key)
-            *x_find(t, old[i].key, old[i].len, old[i].hash) = old[i];
-    tfree(t, old, oldcap * sizeof *old);
-}
-
-static void x_insert(torii_rtree_t *t, const torii_pattern_t *p, const torii_rentry_t *e)
-{
-    uint64_t h = torii_hash(p->shape, p->shape_len);
-    xslot_t *x;
-    if ((t->xn + 1) * 4 > t->xcap * 3)
-        x_grow(t);
-    x = x_find(t, p->shape, p->shape_len, h);
-    if (!x->key) {
-        x->key = talloc(t, p->shape_len + 1);
-        memcpy(x->key, p->shape, p->shape_len);
-        x->len = (uint32_t)p->shape_len;
-        x->hash = h;
-        t->xn++;
-    }
-    elist_add(t, &x->list, e);
-}
-
-static void x_remove(torii_rtree_t *t, const torii_pattern_t *p, const torii_route_conf_t *route)
-{
-    uint32_t mask = t->xcap - 1, i, j;
-    xslot_t *x;
-    if (t->xn == 0)
-        return;
-    x = x_find(t, p->shape, p->shape_len, torii_hash(p->shape, p->shape_len));
-    if (!x->key)
-        return;
-    elist_remove(t, &x->list, route);
-    if (x->list)
-        return;
-    tfree(t, x->key, x->len + 1);
-    x->key = NULL;
-    if (--t->xn == 0) { /* the last one: give the table back */
-        tfree(t, t->xs, t->xcap * sizeof *t->xs);
-        t->xs = NULL;
-        t->xcap = 0;
-        return;
-    }
-    /* Shift the rest of the probe run back over the hole. */
-    i = (uint32_t)(x - t->xs);
-    for (j = (i + 1) & mask; t->xs[j].key; j = (j + 1) & mask) {
-        uint32_t home = (uint32_t)t->xs[j].hash & mask;
-        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-            t->xs[i] = t->xs[j];
-            t->xs[j].key = NULL;
-            t->xs[j].list = NULL;
-            i = j;
-        }
-    }
-}
-
-/* The first accepted entry of the exact shape equal to the path. */
-static bool x_lookup(const torii_rtree_t *t, torii_str_t path, torii_raccept_fn accept, void *ud, torii_rhit_t *hit)
-{
-    const xslot_t *x = x_find(t, path.p, path.n, torii_hash(path.p, path.n));
-    if (!x->key)
-        return false;
-    for (uint32_t i = 0; i < x->list->n; i++) {
-        if (accept(&x->list->e[i], ud)) {
-            hit->entry = &x->list->e[i];
-            hit->rank = (torii_rrank_t){0, 0};
-            hit->consumed = (uint32_t)path.n;
-            hit->nparams = 0;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* ---- children ---- */
-
-/* Index of the child starting with byte c, or -1. Keys are sorted. */
-static int kid_index(const rnode_t *nd, uint8_t c)
-{
-    const uint8_t *keys;
-    int lo = 0, hi = nd->nkids;
-    if (hi == 0)
-        return -1;
-    keys = KEYS(nd);
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        if (keys[mid] < c)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < nd->nkids && keys[lo] == c ? lo : -1;
-}
-
-/* Add a child to *slot (which may move); returns the child's slot. */
-static rnode_t **kid_add(torii_rtree_t *t, rnode_t **slot, rnode_t *kid)
-{
-    rnode_t *nd = *slot;
-    uint8_t c = (uint8_t)kid->label[0];
-    int at = 0;
-    if (nd->nkids == nd->capkids)
-        nd = node_resize(t, slot, (uint16_t)(nd->capkids ? (nd->capkids * 2 > 256 ? 256 : nd->capkids * 2) : 1));
-    while (at < nd->nkids && KEYS(nd)[at] < c)
-        at++;
-    memmove(KIDS(nd) + at + 1, KIDS(nd) + at, (nd->nkids - at) * sizeof(rnode_t *));
-    memmove(KEYS(nd) + at + 1, KEYS(nd) + at, (size_t)(nd->nkids - at));
-    KIDS(nd)[at] = kid;
-    KEYS(nd)[at] = c;
-    nd->nkids++;
-    return &KIDS(nd)[at];
-}
-
-static void kid_remove(torii_rtree_t *t, rnode_t **slot, int at)
-{
-    rnode_t *nd = *slot;
-    memmove(KIDS(nd) + at, KIDS(nd) + at + 1, (nd->nkids - at - 1) * sizeof(rnode_t *));
-    memmove(KEYS(nd) + at, KEYS(nd) + at + 1, (size_t)(nd->nkids - at - 1));
-    nd->nkids--;
-    if (nd->nkids == 0)
-        node_resize(t, slot, 0); /* a leaf again: give the child array back */
-}
-
-/* Split *slot after k label bytes: a new node holds the first k bytes and
- * has one child, the rest of the old node. */
-static rnode_t *split(torii_rtree_t *t, rnode_t **slot, uint32_t k)
-{
-    rnode_t *old = *slot;
-    rnode_t *upper = node_new(t, old->label, k, 1);
-    rnode_t *lower = node_new(t, old->label + k, old->len - k, old->capkids);
-    lower->param = old->param;
-    lower->full = old->full;
-    lower->prefix = old->prefix;
-    lower->nkids = old->nkids;
-    if (old->nkids) {
-        memcpy(KEYS(lower), KEYS(old), old->nkids);
-        memcpy(KIDS(lower), KIDS(old), old->nkids * sizeof(rnode_t *));
-    }
-    tfree(t, old, node_bytes(old->len, old->capkids));
-    KEYS(upper)[0] = (uint8_t)lower->label[0];
-    KIDS(upper)[0] = lower;
-    upper->nkids = 1;
-    *slot = upper;
-    return upper;
-}
-
-/* ---- entry lists ---- */
-
-static bool entry_before(const torii_rentry_t *a, const torii_rentry_t *b)
-{
-    if (a->priority != b->priority)
-        return a->priority > b->priority;
-    return a->order < b->order;
-}
-
-static void elist_add(torii_rtree_t *t, elist_t **lp, const torii_rentry_t *e)
-{
-    elist_t *old = *lp, *l;
-    uint32_t n = old ? old->n : 0, at = 0;
-    for (uint32_t i = 0; i < n; i++)
-        if (old->e[i].route == e->route)
-            return; /* one route, one place in a list (e.g. two spellings of a host) */
-    while (at < n && entry_before(&old->e[at], e))
-        at++;
-    l = talloc(t, elist_size(n + 1));
-    l->n = n + 1;
-    if (n) {
-        memcpy(l->e, old->e, at * sizeof *l->e);
-        memcpy(l->e + at + 1, old->e + at, (n - at) * sizeof *l->e);
-        tfree(t, old, elist_size(n));
-    }
-    l->e[at] = *e;
-    *lp = l;
-}
-
-static void elist_remove(torii_rtree_t *t, elist_t **lp, const torii_route_conf_t *route)
-{
-    elist_t *old = *lp, *l = NULL;
-    uint32_t at = 0;
-    if (!old)
-        return;
-    while (at < old->n && old->e[at].route != route)
-        at++;
-    if (at == old->n)
-        return;
-    if (old->n > 1) {
-        l = talloc(t, elist_size(old->n - 1));
-        l->n = old->n - 1;
-        memcpy(l->e, old->e, at * sizeof *l->e);
-        memcpy(l->e + at, old->e + at + 1, (old->n - at - 1) * sizeof *l->e);
-    }
-    tfree(t, old, elist_size(old->n));
-    *lp = l;
+    return t->root.kids == 0 && !t->root.pay && t->exact.n == 0;
 }
 
 /* ---- insert and remove ---- */
 
-/* A ':' in a shape is a parameter when it starts a segment. */
-static bool param_at(const char *s, size_t i)
+/* A pattern's shape as the tree keeps it: whole segments down to a node,
+ * then, for a prefix, the partial segment from the last '/' on. */
+static rshape_t shape_of(const torii_pattern_t *p)
 {
-    return s[i] == ':' && i > 0 && s[i - 1] == '/';
+    rshape_t s = {p->shape, p->shape_len, p->shape_len, p->kind == TORII_PAT_PREFIX, p->nparams};
+    if (s.prefix) {
+        const char *slash = memrchr(s.text, '/', s.len); /* shapes start with '/' */
+        s.cut = (size_t)(slash - s.text);
+    }
+    return s;
+}
+
+/* One step down: the segment of text (len bytes) at [a, e). */
+typedef struct {
+    uint64_t key;
+    uint32_t seglen;
+} step_t;
+
+static step_t step_of(uint64_t key, const char *text, size_t len, size_t a, size_t e)
+{
+    step_t st;
+    if (e - a == 1 && text[a] == ':') { /* a literal segment never starts with ':' in a shape */
+        st.key = rn_param_key(key);
+        st.seglen = RN_PARAM;
+    } else {
+        st.key = rn_child_key(key, rn_seg(text + a, e - a, len - a));
+        st.seglen = (uint32_t)(e - a);
+    }
+    return st;
+}
+
+/* Where the segment from `from` ends: the next '/' or n. Eight bytes at a
+ * time (a zero byte of w ^ "////////" is a '/'): segments are short, and a
+ * call to memchr per segment costs more than the search. */
+static inline size_t seg_end(const char *p, size_t from, size_t n)
+{
+    size_t i = from;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w, z;
+        memcpy(&w, p + i, 8);
+        w ^= 0x2f2f2f2f2f2f2f2full;
+        z = (w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull;
+        if (z) /* the lowest flag is the first '/' (flags above it may be false) */
+            return i + (size_t)(__builtin_ctzll(z) >> 3);
+    }
+#endif
+    for (; i < n; i++)
+        if (p[i] == '/')
+            return i;
+    return n;
+}
+
+/* Walk the whole segments of s as far as nodes exist: the deepest node
+ * found, its key, and how much of the text it covers. */
+static rnode_t *descend(torii_rtree_t *t, const rshape_t *s, uint64_t *key, size_t *pos)
+{
+    rnode_t *nd = &t->root;
+    *key = RN_ROOT_KEY;
+    *pos = 0;
+    while (*pos < s->cut) {
+        size_t e = seg_end(s->text, *pos + 1, s->cut);
+        step_t st = step_of(*key, s->text, s->len, *pos + 1, e);
+        rnode_t *c = rn_find(&t->nodes, st.key, nd->serial, st.seglen);
+        if (!c)
+            break;
+        nd = c;
+        *key = st.key;
+        *pos = e;
+    }
+    return nd;
+}
+
+/* The node's line in the terminal table, after its payload changed: the
+ * group of its whole shape when it has exactly one, else none (had: the
+ * node had whole shapes before, so it may have a line). */
+static void term_refresh(torii_rtree_t *t, const rnode_t *nd, bool had)
+{
+    const rgroup_t *g, *full = NULL;
+    uint32_t nfull = 0;
+    if (nd == &t->root || (!had && !(nd->kids & RN_HAS_FULL)))
+        return; /* no whole shape ends here, before or now */
+    if (nd->pay) {
+        g = rpay_first(nd->pay);
+        for (uint32_t i = 0; i < nd->pay->ngroups; i++, g = rg_next(g))
+            if (!g->prefix && nfull++ == 0)
+                full = g;
+    }
+    if (nfull == 1)
+        rt_set(&t->term, nd->key, nd->serial, nd->pay, full);
+    else
+        rt_del(&t->term, nd->key, nd->serial);
 }
 
 void torii_rtree_insert(torii_rtree_t *t, const torii_pattern_t *p, const torii_rentry_t *e)
 {
-    rnode_t **slot = &t->root;
-    const char *s = p->shape;
-    size_t n = p->shape_len, i = 0;
+    rshape_t s = shape_of(p);
+    uint64_t key;
+    size_t pos;
+    uint32_t missing = 0;
+    rnode_t *nd;
+    torii_rname_t names[TORII_PAT_MAX_PARAMS + 1];
     if (p->kind == TORII_PAT_EXACT) {
-        x_insert(t, p, e);
+        rx_add(&t->exact, &s, e);
         return;
     }
-    for (;;) {
-        rnode_t *nd = *slot;
-        uint32_t k = 0;
-        int at;
-        while (k < nd->len && i + k < n && nd->label[k] == s[i + k] && !param_at(s, i + k))
-            k++;
-        if (k < nd->len)
-            nd = split(t, slot, k);
-        i += k;
-        if (i == n) {
-            elist_add(t, p->kind == TORII_PAT_PREFIX ? &nd->prefix : &nd->full, e);
-            return;
-        }
-        if (param_at(s, i)) {
-            if (!nd->param)
-                nd->param = node_new(t, "", 0, 0);
-            slot = &nd->param;
-            i++;
-            continue;
-        }
-        at = kid_index(nd, (uint8_t)s[i]);
-        if (at >= 0) {
-            slot = &KIDS(nd)[at];
-        } else {
-            size_t j = i + 1;
-            while (j < n && !param_at(s, j))
-                j++;
-            slot = kid_add(t, slot, node_new(t, s + i, j - i, 0));
+    /* Names as offsets into the entry's pattern, which they point into. */
+    for (uint32_t i = 0; i < p->nparams; i++)
+        names[i] = (torii_rname_t){(uint32_t)(p->names[i].p - e->pattern), (uint32_t)p->names[i].n};
+    names[p->nparams] =
+        (torii_rname_t){p->catchall.n ? (uint32_t)(p->catchall.p - e->pattern) : 0, (uint32_t)p->catchall.n};
+    /* Count the nodes to make, so the table grows (moving every node)
+     * before the way down, not during it. */
+    nd = descend(t, &s, &key, &pos);
+    for (size_t i = pos; i < s.cut; i++)
+        missing += s.text[i] == '/';
+    if (missing) {
+        if (rn_reserve(&t->nodes, missing))
+            nd = descend(t, &s, &key, &pos); /* the same node, moved */
+        while (pos < s.cut) {
+            size_t end = seg_end(s.text, pos + 1, s.cut);
+            step_t st = step_of(key, s.text, s.len, pos + 1, end);
+            nd->kids += st.seglen == RN_PARAM ? RN_HAS_PARAM : RN_STATIC_ONE;
+            nd = rn_insert(&t->nodes, st.key, nd->serial, st.seglen); /* may move nd's old slot: not used again */
+            if (st.seglen != RN_PARAM && st.seglen > RN_SHORT)
+                nd->kids |= RN_LONG;
+            key = st.key;
+            pos = end;
         }
     }
-}
-
-static bool node_unused(const rnode_t *nd)
-{
-    return nd->nkids == 0 && !nd->param && !nd->full && !nd->prefix;
+    rpay_add(t->bytes, &nd->pay, &s, e, names);
+    nd->kids |= s.prefix ? RN_HAS_PREFIX : RN_HAS_FULL;
+    term_refresh(t, nd, false); /* adding takes no whole shape away */
 }
 
 void torii_rtree_remove(torii_rtree_t *t, const torii_pattern_t *p, const torii_route_conf_t *route)
 {
-    /* The way down (the slot holding each node, and its index in its
-     * parent), to prune nodes left empty on the way back up. */
+    /* The way down, to find each node again (deletes move nodes) and
+     * prune those left empty on the way back up. */
     typedef struct {
-        rnode_t **slot;
-        int kid; /* index in the parent's children, or -1 for its param child */
-    } step_t;
-    step_t local[64], *way = local;
-    size_t depth = 0, cap = sizeof local / sizeof local[0];
-    rnode_t *nd;
-    const char *s = p->shape;
-    size_t n = p->shape_len, i = 0;
+        uint64_t key;
+        uint32_t seglen, serial;
+    } way_t;
+    way_t local[32], *way = local;
+    rshape_t s = shape_of(p);
+    size_t depth = 0, nseg = 0, pos = 0;
+    rnode_t *nd = &t->root;
+    uint64_t key = RN_ROOT_KEY;
+    bool had;
     if (p->kind == TORII_PAT_EXACT) {
-        x_remove(t, p, route);
+        rx_remove(&t->exact, &s, route);
         return;
     }
-    way[0].slot = &t->root;
-    way[0].kid = -1;
-    for (;;) {
-        rnode_t **next;
-        int at = -1;
-        nd = *way[depth].slot;
-        if (nd->len > n - i || memcmp(nd->label, s + i, nd->len) != 0)
+    for (size_t i = 0; i < s.cut; i++)
+        nseg += s.text[i] == '/';
+    if (nseg >= sizeof local / sizeof local[0] && !(way = malloc((nseg + 1) * sizeof *way)))
+        abort(); /* a deep tree: no depth limit, or a removal could silently fail */
+    way[0] = (way_t){RN_ROOT_KEY, 0, RN_ROOT};
+    while (pos < s.cut) {
+        size_t e = seg_end(s.text, pos + 1, s.cut);
+        step_t st = step_of(key, s.text, s.len, pos + 1, e);
+        nd = rn_find(&t->nodes, st.key, nd->serial, st.seglen);
+        if (!nd)
             goto out; /* not in the tree */
-        i += nd->len;
-        if (i == n)
-            break;
-        if (param_at(s, i)) {
-            next = nd->param ? &nd->param : NULL;
-            i++;
-        } else {
-            at = kid_index(nd, (uint8_t)s[i]);
-            next = at >= 0 ? &KIDS(nd)[at] : NULL;
-        }
-        if (!next)
-            goto out;
-        if (depth + 1 == cap) { /* a deep tree: no depth limit, or a removal could silently fail */
-            step_t *more = malloc(cap * 2 * sizeof *more);
-            if (!more)
-                abort();
-            memcpy(more, way, cap * sizeof *more);
-            if (way != local)
-                free(way);
-            way = more;
-            cap *= 2;
-        }
-        depth++;
-        way[depth].slot = next;
-        way[depth].kid = at;
+        way[++depth] = (way_t){st.key, st.seglen, nd->serial};
+        key = st.key;
+        pos = e;
     }
-    elist_remove(t, p->kind == TORII_PAT_PREFIX ? &nd->prefix : &nd->full, route);
-    while (depth > 0 && node_unused(nd)) {
-        rnode_t **parent_slot = way[depth - 1].slot;
-        int kid = way[depth].kid;
-        node_free(t, nd);
-        if (kid < 0)
-            (*parent_slot)->param = NULL;
-        else
-            kid_remove(t, parent_slot, kid);
+    had = nd->kids & RN_HAS_FULL;
+    rpay_remove(t->bytes, &nd->pay, &s, route);
+    nd->kids &= ~(RN_HAS_FULL | RN_HAS_PREFIX);
+    if (rpay_has(nd->pay, false))
+        nd->kids |= RN_HAS_FULL;
+    if (rpay_has(nd->pay, true))
+        nd->kids |= RN_HAS_PREFIX;
+    term_refresh(t, nd, had);
+    while (depth > 0 && (nd->kids & ~RN_LONG) == 0 && !nd->pay) {
+        uint32_t gone = way[depth].seglen == RN_PARAM ? RN_HAS_PARAM : RN_STATIC_ONE;
+        rn_delete(&t->nodes, nd);
         depth--;
-        nd = *parent_slot;
+        nd = depth == 0 ? &t->root : rn_find(&t->nodes, way[depth].key, way[depth - 1].serial, way[depth].seglen);
+        nd->kids -= gone;
     }
 out:
     if (way != local)
@@ -500,8 +243,18 @@ out:
 
 /* ---- lookup ---- */
 
+#define BURST 8 /* levels asked for ahead of the walk */
+/* Tables from this many slots (1 MB of nodes) on are walked with prefetch
+ * bursts: smaller ones stay in the caches, where asking costs more than it
+ * saves (measured: 10% slower at 1k and 10k routes). */
+#define BURSTS (1u << 15)
+/* From this many slots (2 MB of nodes) on the first burst is deeper. */
+#define DEEP_BURST (1u << 16)
+
+/* A node with prefix shapes met on the way, at pos, with the parameters
+ * taken to reach it. */
 typedef struct {
-    const rnode_t *node;
+    const struct rpay_s *pay;
     uint32_t pos;
     uint32_t nparams;
     uint32_t param[TORII_PAT_MAX_PARAMS][2];
@@ -510,17 +263,116 @@ typedef struct {
 typedef struct {
     const char *p;
     size_t n;
-    torii_raccept_fn accept;
-    void *ud;
+    const torii_rpath_t *rp;
+    const torii_rtree_t *t;
+    const torii_rfilter_t *f;
     uint32_t nparams;
     uint32_t param[TORII_PAT_MAX_PARAMS][2];
     uint64_t mask;
     torii_rhit_t *hit;
     pcand_t *cands; /* prefix candidates met on the way */
     size_t ncands, capcands;
-    pcand_t local[32];
+    pcand_t local[8];
 } walk_t;
 
+void torii_rpath_prepare(torii_rpath_t *rp, torii_str_t path)
+{
+    size_t pos = 0;
+    uint32_t k = 0;
+    rp->p = path.p;
+    rp->n = path.n;
+    rp->xh = rx_hash(path.p, path.n);
+    rp->tree = path.n > 0 && path.p[0] == '/'; /* else no shape can match it */
+    while (rp->tree && pos < path.n && k < TORII_RPATH_LEVELS) {
+        size_t e = seg_end(path.p, pos + 1, path.n);
+        rp->end[k] = (uint32_t)e;
+        rp->seg[k] = rn_seg(path.p + pos + 1, e - pos - 1, path.n - pos - 1);
+        k++;
+        pos = e;
+    }
+    rp->nlev = k;
+    rp->last = pos == path.n ? k : 0;
+}
+
+/* Ask for a node's line, and for its terminal line when it is at the end
+ * of the path (level `level`). */
+static inline void ask(const torii_rtree_t *t, const torii_rpath_t *rp, uint64_t key, uint32_t level)
+{
+    rn_prefetch(&t->nodes, key);
+    if (level == rp->last && t->term.slots)
+        rt_prefetch(&t->term, key);
+}
+
+/* Ask for the lines of the nodes below `key` (at level k) along the path,
+ * and of each one's parameter child: the walk then finds them in cache
+ * instead of waiting for one node after the other. */
+static void burst(const torii_rtree_t *t, const torii_rpath_t *rp, uint64_t key, uint32_t k)
+{
+    if (t->nodes.mask < BURSTS)
+        return;
+    for (uint32_t j = k; j < rp->nlev && j < k + BURST; j++) {
+        ask(t, rp, rn_param_key(key), j + 1);
+        key = rn_child_key(key, rp->seg[j]);
+        ask(t, rp, key, j + 1);
+    }
+}
+
+/* The first burst of a walk in a table too big for the caches also guesses
+ * one parameter at any level, followed by a literal and a parameter
+ * (/users/:id/orders/:oid): most parameter paths are found with no second
+ * wait. In a small table the extra keys would cost more than they save. */
+static void first_burst(const torii_rtree_t *t, const torii_rpath_t *rp)
+{
+    uint64_t key = RN_ROOT_KEY;
+    if (t->nodes.mask < BURSTS)
+        return;
+    if (t->nodes.mask < DEEP_BURST) {
+        burst(t, rp, key, 0);
+        return;
+    }
+    for (uint32_t j = 0; j < rp->nlev && j < BURST; j++) {
+        uint64_t pk = rn_param_key(key);
+        ask(t, rp, pk, j + 1);
+        if (j + 1 < rp->nlev) {
+            uint64_t q = rn_child_key(pk, rp->seg[j + 1]);
+            ask(t, rp, q, j + 2);
+            ask(t, rp, rn_param_key(q), j + 3);
+        }
+        key = rn_child_key(key, rp->seg[j]);
+        ask(t, rp, key, j + 1);
+    }
+}
+
+/* Does the shape s (":" standing for a parameter) spell p[0..pn)? The walk
+ * matched segment kinds and lengths by hash; this checks the text. */
+static bool spells(const char *s, size_t sn, bool params, const char *p, size_t pn)
+{
+    size_t i = 0, j = 0;
+    if (!params)
+        return sn == pn && memcmp(s, p, sn) == 0;
+    while (i < sn) {
+        size_t r = i;
+        for (;;) { /* the literal run up to the next parameter */
+            const char *c = memchr(s + r, ':', sn - r);
+            r = c ? (size_t)(c - s) : sn;
+            if (!c || s[r - 1] == '/') /* s[0] is '/', so r > 0 */
+                break;
+            r++;
+        }
+        if (pn - j < r - i || memcmp(s + i, p + j, r - i) != 0)
+            return false;
+        j += r - i;
+        i = r;
+        if (i < sn) { /* a parameter: the path's segment, whatever it holds */
+            i++;
+            j = seg_end(p, j, pn);
+        }
+    }
+    return j == pn;
+}
+
+/* Keep the node for later (its payload is read only if no whole shape
+ * wins) and ask for its payload now. */
 static void note_prefix(walk_t *w, const rnode_t *nd, size_t pos)
 {
     pcand_t *c;
@@ -535,62 +387,107 @@ static void note_prefix(walk_t *w, const rnode_t *nd, size_t pos)
         w->cands = more;
         w->capcands = cap;
     }
+    __builtin_prefetch(nd->pay);
     c = &w->cands[w->ncands++];
-    c->node = nd;
+    c->pay = nd->pay;
     c->pos = (uint32_t)pos;
     c->nparams = w->nparams;
     memcpy(c->param, w->param, w->nparams * sizeof w->param[0]);
 }
 
-static uint32_t segment_index(const char *p, size_t pos)
+static bool pass(const torii_rfilter_t *f, const torii_rentry_t *e)
 {
-    uint32_t k = 0;
-    for (size_t i = 0; i < pos; i++)
-        k += p[i] == '/';
-    return k - 1; /* pos follows the '/' that opens the segment */
+    return torii_rfilter_pass(f, e->methods, e->check, e->route);
 }
 
-/* Depth first, a static child before the parameter child: full matches
- * come in rank order, so the first accepted one is the answer. Each node
- * is reached at most once (its depth in segments fixes its position). */
-static bool walk(walk_t *w, const rnode_t *nd, size_t pos)
+static void hit_entry(torii_rhit_t *h, const rgroup_t *g, uint32_t k)
 {
-    int at;
-    if (nd->prefix)
-        note_prefix(w, nd, pos);
-    if (pos == w->n) {
-        if (!nd->full)
-            return false;
-        for (uint32_t i = 0; i < nd->full->n; i++) {
-            if (w->accept(&nd->full->e[i], w->ud)) {
+    const torii_rentry_t *e = &rg_entries(g)[k];
+    h->entry = e;
+    h->route = e->route;
+    h->pattern = e->pattern;
+    h->captures = e->captures;
+    h->names = rg_names(g) + (size_t)k * rg_nnames(g);
+    h->short_names = NULL;
+}
+
+/* The first accepted entry of the node's whole shape that spells the path. */
+static bool full_match(walk_t *w, const rnode_t *nd)
+{
+    const rgroup_t *g = rpay_first(nd->pay);
+    for (uint32_t i = 0; i < nd->pay->ngroups; i++, g = rg_next(g)) {
+        if (g->prefix || !spells(rg_text(g), g->len, g->nparams > 0, w->p, w->n))
+            continue;
+        for (uint32_t k = 0; k < g->n; k++) {
+            if (pass(w->f, &rg_entries(g)[k])) {
                 torii_rhit_t *h = w->hit;
-                h->entry = &nd->full->e[i];
+                hit_entry(h, g, k);
                 h->rank = (torii_rrank_t){0, w->mask};
-                h->consumed = (uint32_t)pos;
+                h->consumed = (uint32_t)w->n;
                 h->nparams = w->nparams;
                 memcpy(h->param, w->param, w->nparams * sizeof w->param[0]);
                 return true;
             }
         }
-        return false;
+        return false; /* one group at most spells the path */
     }
-    at = kid_index(nd, (uint8_t)w->p[pos]);
-    if (at >= 0) {
-        const rnode_t *kid = KIDS(nd)[at];
-        if (kid->len <= w->n - pos && memcmp(kid->label, w->p + pos, kid->len) == 0 && walk(w, kid, pos + kid->len))
+    return false;
+}
+
+/* A node reached by exact steps: its whole shape spells the path, so its
+ * terminal line answers when its first entry passes (else the payload). */
+static bool term_match(walk_t *w, const rnode_t *nd)
+{
+    const rtslot_t *ts = rt_find(&w->t->term, nd->key, nd->serial);
+    torii_rhit_t *h = w->hit;
+    if (!ts || !ts->named || !torii_rfilter_pass(w->f, ts->methods, ts->check, ts->route))
+        return false;
+    /* only an address until two hits tie on rank */
+    h->entry = rg_entries((const rgroup_t *)((const char *)nd->pay + ts->group));
+    h->route = ts->route;
+    h->pattern = ts->pattern;
+    h->captures = ts->captures;
+    h->names = NULL;
+    h->short_names = ts->names;
+    h->rank = (torii_rrank_t){0, w->mask};
+    h->consumed = (uint32_t)w->n;
+    h->nparams = w->nparams;
+    memcpy(h->param, w->param, w->nparams * sizeof w->param[0]);
+    return true;
+}
+
+/* Depth first, the static child before the parameter child: full matches
+ * come in rank order, so the first accepted one is the answer. nd is at
+ * level k (k segments down), at pos: a '/' or the end of the path; exact:
+ * every literal step down to it was by the segment's own bytes, so its
+ * shape is the path's (rnode.h). */
+static bool walk(walk_t *w, const rnode_t *nd, size_t pos, uint32_t k, bool exact)
+{
+    size_t a, e;
+    if (nd->kids & RN_HAS_PREFIX)
+        note_prefix(w, nd, pos);
+    if (pos == w->n)
+        return (nd->kids & RN_HAS_FULL) && ((exact && term_match(w, nd)) || full_match(w, nd));
+    a = pos + 1;
+    e = k < w->rp->nlev ? w->rp->end[k] : seg_end(w->p, a, w->n);
+    if (nd->kids >= RN_STATIC_ONE) {
+        uint64_t h = k < w->rp->nlev ? w->rp->seg[k] : rn_seg(w->p + a, e - a, w->n - a);
+        uint64_t key = rn_child_key(nd->key, h);
+        const rnode_t *c = rn_find(&w->t->nodes, key, nd->serial, (uint32_t)(e - a));
+        if (c && walk(w, c, e, k + 1, exact && !(c->kids & RN_LONG)))
             return true;
     }
-    if (nd->param && w->p[pos] != '/' && w->nparams < TORII_PAT_MAX_PARAMS) {
-        const char *slash = memchr(w->p + pos, '/', w->n - pos);
-        size_t end = slash ? (size_t)(slash - w->p) : w->n;
-        uint32_t seg = segment_index(w->p, pos);
-        uint64_t saved = w->mask;
-        w->param[w->nparams][0] = (uint32_t)pos;
-        w->param[w->nparams][1] = (uint32_t)end;
+    if ((nd->kids & RN_HAS_PARAM) && e > a && w->nparams < TORII_PAT_MAX_PARAMS) {
+        uint64_t key = rn_param_key(nd->key), saved = w->mask;
+        const rnode_t *c = rn_find(&w->t->nodes, key, nd->serial, RN_PARAM);
+        if (e < w->n)
+            burst(w->t, w->rp, key, k + 1);
+        w->param[w->nparams][0] = (uint32_t)a;
+        w->param[w->nparams][1] = (uint32_t)e;
         w->nparams++;
-        if (seg < 64)
-            w->mask |= 1ull << (63 - seg);
-        if (walk(w, nd->param, end))
+        if (k < 64)
+            w->mask |= 1ull << (63 - k);
+        if (c && walk(w, c, e, k + 1, exact))
             return true;
         w->nparams--;
         w->mask = saved;
@@ -598,79 +495,176 @@ static bool walk(walk_t *w, const rnode_t *nd, size_t pos)
     return false;
 }
 
+/* A prefix group that matches: the partial segment at its node's pos,
+ * the whole segments before it. */
+typedef struct {
+    const rgroup_t *g;
+    const pcand_t *from;
+    uint32_t consumed; /* path bytes before the '*' */
+} pchoice_t;
+
 static int by_consumed_desc(const void *a, const void *b)
 {
-    const pcand_t *x = a, *y = b;
-    return x->pos != y->pos ? (x->pos > y->pos ? -1 : 1) : 0;
+    const pchoice_t *x = a, *y = b;
+    return x->consumed != y->consumed ? (x->consumed > y->consumed ? -1 : 1) : 0;
 }
 
-/* The best accepted prefix candidate: longest first; between nodes of the
- * same length (reached through different parameters), the first accepted
- * entry of each list competes on priority and order. */
+/* The matching prefix groups of the noted nodes, into *out (grown from
+ * `local` as needed); returns how many. */
+static size_t prefix_choices(const walk_t *w, pchoice_t *local, size_t cap, pchoice_t **out)
+{
+    size_t n = 0;
+    *out = local;
+    for (size_t i = 0; i < w->ncands; i++) {
+        const pcand_t *c = &w->cands[i];
+        const rgroup_t *g = rpay_first(c->pay);
+        for (uint32_t k = 0; k < c->pay->ngroups; k++, g = rg_next(g)) {
+            size_t plen = g->len - g->cut;
+            if (!g->prefix || plen > w->n - c->pos || memcmp(rg_text(g) + g->cut, w->p + c->pos, plen) != 0 ||
+                !spells(rg_text(g), g->cut, g->nparams > 0, w->p, c->pos))
+                continue;
+            if (n == cap) { /* rare: many prefixes of one path */
+                pchoice_t *more = malloc(cap * 2 * sizeof *more);
+                if (!more)
+                    abort();
+                memcpy(more, *out, n * sizeof *more);
+                if (*out != local)
+                    free(*out);
+                *out = more;
+                cap *= 2;
+            }
+            (*out)[n++] = (pchoice_t){g, c, c->pos + (uint32_t)plen};
+        }
+    }
+    return n;
+}
+
+/* The best accepted prefix: longest first; between groups of the same
+ * length (reached through different parameters), the first accepted entry
+ * of each competes on priority and order. */
 static bool best_prefix(walk_t *w)
 {
-    size_t i = 0;
-    if (w->ncands > 1)
-        qsort(w->cands, w->ncands, sizeof *w->cands, by_consumed_desc);
-    while (i < w->ncands) {
+    pchoice_t local[16], *ch = local;
+    size_t n = w->ncands ? prefix_choices(w, local, sizeof local / sizeof local[0], &ch) : 0, i = 0;
+    bool found = false;
+    if (n > 1)
+        qsort(ch, n, sizeof *ch, by_consumed_desc);
+    while (i < n && !found) {
         size_t j = i;
-        const torii_rentry_t *best = NULL;
-        const pcand_t *from = NULL;
-        while (j < w->ncands && w->cands[j].pos == w->cands[i].pos) {
-            const elist_t *l = w->cands[j].node->prefix;
-            for (uint32_t k = 0; k < l->n; k++) {
-                if (best && !entry_before(&l->e[k], best))
+        const pchoice_t *best = NULL;
+        uint32_t bestk = 0;
+        for (; j < n && ch[j].consumed == ch[i].consumed; j++) {
+            const rgroup_t *g = ch[j].g;
+            for (uint32_t k = 0; k < g->n; k++) {
+                const torii_rentry_t *e = &rg_entries(g)[k];
+                if (best && !rentry_before(e, &rg_entries(best->g)[bestk]))
                     break;
-                if (w->accept(&l->e[k], w->ud)) {
-                    best = &l->e[k];
-                    from = &w->cands[j];
+                if (pass(w->f, e)) {
+                    best = &ch[j];
+                    bestk = k;
                     break;
                 }
             }
-            j++;
         }
         if (best) {
             torii_rhit_t *h = w->hit;
-            h->entry = best;
-            h->rank = (torii_rrank_t){1, UINT64_MAX - from->pos};
-            h->consumed = from->pos;
-            h->nparams = from->nparams;
-            memcpy(h->param, from->param, from->nparams * sizeof from->param[0]);
-            return true;
+            hit_entry(h, best->g, bestk);
+            h->rank = (torii_rrank_t){1, UINT64_MAX - best->consumed};
+            h->consumed = best->consumed;
+            h->nparams = best->from->nparams;
+            memcpy(h->param, best->from->param, best->from->nparams * sizeof best->from->param[0]);
+            found = true;
         }
         i = j;
     }
-    return false;
+    if (n && ch != local)
+        free(ch);
+    return found;
 }
 
-bool torii_rtree_lookup(const torii_rtree_t *t, torii_str_t path, torii_raccept_fn accept, void *ud, torii_rhit_t *hit)
+/* The first accepted entry of the exact shape in slot x: from the copy of
+ * the first one in the slot if it passes, else from the payload. */
+static bool exact_match(const rxslot_t *x, torii_str_t path, const torii_rfilter_t *f, torii_rhit_t *hit)
+{
+    const rgroup_t *g = x->pay ? rpay_first(x->pay) : NULL; /* only an address until read */
+    uint32_t k = 0;
+    if (torii_rfilter_pass(f, x->methods, x->check, x->route)) {
+        hit->entry = g ? &rg_entries(g)[0] : NULL;
+        hit->route = x->route;
+    } else {
+        if (!g)
+            return false;
+        for (k = 1; k < g->n && !pass(f, &rg_entries(g)[k]); k++)
+            ;
+        if (k == g->n)
+            return false;
+        hit->entry = &rg_entries(g)[k];
+        hit->route = hit->entry->route;
+    }
+    hit->pattern = NULL;
+    hit->captures = false; /* an exact shape has nothing to capture */
+    hit->names = NULL;
+    hit->short_names = NULL;
+    hit->rank = (torii_rrank_t){0, 0};
+    hit->consumed = (uint32_t)path.n;
+    hit->nparams = 0;
+    return true;
+}
+
+void torii_rtree_prefetch(const torii_rtree_t *t, const torii_rpath_t *rp)
+{
+    if (t->exact.n > 0)
+        rx_prefetch(&t->exact, rp->xh);
+    if (rp->tree && t->root.kids != 0)
+        first_burst(t, rp);
+}
+
+bool torii_rtree_lookup(const torii_rtree_t *t, const torii_rpath_t *rp, const torii_rfilter_t *f, torii_rhit_t *hit)
 {
     walk_t w;
     bool found;
-    const rnode_t *root = t->root;
-    if (t->xn > 0 && x_lookup(t, path, accept, ud, hit))
-        return true;
-    w.p = path.p;
-    w.n = path.n;
-    w.accept = accept;
-    w.ud = ud;
+    torii_str_t path = torii_str(rp->p, rp->n);
+    if (t->exact.n > 0) {
+        const rxslot_t *x = rx_find(&t->exact, rp->p, rp->n, rp->xh);
+        if (x && exact_match(x, path, f, hit))
+            return true;
+    }
+    if (!rp->tree || t->root.kids == 0)
+        return false;
+    w.p = rp->p;
+    w.n = rp->n;
+    w.rp = rp;
+    w.t = t;
+    w.f = f;
     w.nparams = 0;
     w.mask = 0;
     w.hit = hit;
     w.cands = w.local;
     w.ncands = 0;
     w.capcands = sizeof w.local / sizeof w.local[0];
-    found = walk(&w, root, 0) || best_prefix(&w);
+    found = walk(&w, &t->root, 0, 0, rn_exact_keys()) || best_prefix(&w);
     if (w.cands != w.local)
         free(w.cands);
     return found;
 }
 
+/* A hit's priority and order: its entry's, or for an exact shape held
+ * whole in its slot (no entry), its route's, which entries copy. */
+static torii_rentry_t ranked(const torii_rhit_t *h)
+{
+    if (h->entry)
+        return *h->entry;
+    return (torii_rentry_t){.priority = h->route->priority, .order = h->route->order};
+}
+
 bool torii_rhit_better(const torii_rhit_t *a, const torii_rhit_t *b)
 {
+    torii_rentry_t x, y;
     if (a->rank.cls != b->rank.cls)
         return a->rank.cls < b->rank.cls;
     if (a->rank.key != b->rank.key)
         return a->rank.key < b->rank.key;
-    return entry_before(a->entry, b->entry);
+    x = ranked(a);
+    y = ranked(b);
+    return rentry_before(&x, &y);
 }

@@ -1,4 +1,4 @@
-/* router.c — host tables over radix trees, candidate filters, the API. */
+/* router.c — host tables over path trees, candidate filters, the API. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,7 +187,12 @@ bool torii_router_add(torii_router_t *r, const torii_route_conf_t *route, char *
         char small[256], *buf = small;
         size_t len = strlen(route->uris[k]);
         torii_pattern_t p;
-        torii_rentry_t e = {route, k, route->priority, route->order, false};
+        torii_rentry_t e = {.route = route,
+                            .pattern = route->uris[k],
+                            .priority = route->priority,
+                            .order = route->order,
+                            .methods = route->methods,
+                            .check = route->nremote_addrs > 0 || route->vars};
         if (len >= sizeof small && !(buf = malloc(len + 1)))
             abort();
         if (!parse_uri(route, k, buf, &p, err, errlen)) {
@@ -252,12 +257,10 @@ torii_router_t *torii_router_build(const torii_config_t *conf)
 
 /* ---- matching ---- */
 
-static bool candidate_ok(const torii_rentry_t *e, void *ud)
+/* The slow part of the filter, for routes with addresses or vars. */
+static bool route_checks(const torii_route_conf_t *r, void *ud)
 {
     const torii_route_req_t *q = ud;
-    const torii_route_conf_t *r = e->route;
-    if (r->methods && !(r->methods & (1u << q->method)))
-        return false;
     if (r->nremote_addrs && !(q->x.client && torii_cidr_list_match(r->remote_addrs, r->nremote_addrs, q->x.client)))
         return false;
     if (r->vars && !torii_expr_eval(r->vars, &q->x))
@@ -265,77 +268,82 @@ static bool candidate_ok(const torii_rentry_t *e, void *ud)
     return true;
 }
 
-static void consider(const torii_rtree_t *t, const torii_route_req_t *q, torii_rhit_t *best, bool *found)
+static void consider(const torii_rtree_t *t, const torii_rpath_t *rp, const torii_rfilter_t *f, torii_rhit_t *best,
+                     bool *found)
 {
     torii_rhit_t hit;
-    if (torii_rtree_lookup(t, q->x.uri, candidate_ok, (void *)q, &hit) && (!*found || torii_rhit_better(&hit, best))) {
+    if (torii_rtree_lookup(t, rp, f, &hit) && (!*found || torii_rhit_better(&hit, best))) {
         *best = hit;
         *found = true;
     }
 }
 
-static bool name_char(char c)
+/* Name k of the hit's entry, an offset and a length in its pattern. */
+static torii_str_t name_of(const torii_rhit_t *hit, uint32_t k)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+    if (hit->names)
+        return torii_str(hit->pattern + hit->names[k].off, hit->names[k].len);
+    return torii_str(hit->pattern + hit->short_names[k][0], hit->short_names[k][1]);
 }
 
-/* Names come from the winning pattern, values from the path. */
+/* Names from the entry (offsets into its pattern), values from the path. */
 static void fill_params(const torii_rhit_t *hit, torii_str_t path, torii_route_match_t *m)
 {
-    const char *pat;
-    uint32_t k = 0;
+    uint32_t k;
     m->nparams = 0;
-    if (!hit->entry->captures)
-        return; /* most routes: nothing to read in the pattern */
-    pat = hit->entry->route->uris[hit->entry->uri];
-    for (size_t i = 1; pat[i]; i++) {
-        if (pat[i] == '*') {
-            if (pat[i + 1] && hit->rank.cls == 1)
-                m->params[m->nparams++] =
-                    (torii_route_param_t){torii_str(pat + i + 1, strlen(pat + i + 1)),
-                                          torii_str(path.p + hit->consumed, path.n - hit->consumed)};
-            break;
-        }
-        if (pat[i] == ':' && pat[i - 1] == '/' && k < hit->nparams) {
-            size_t j = i + 1;
-            while (name_char(pat[j]))
-                j++;
-            m->params[m->nparams++] =
-                (torii_route_param_t){torii_str(pat + i + 1, j - i - 1),
-                                      torii_str(path.p + hit->param[k][0], hit->param[k][1] - hit->param[k][0])};
-            k++;
-            i = j - 1;
-        }
-    }
+    if (!hit->captures)
+        return; /* most routes: no names to give */
+    for (k = 0; k < hit->nparams; k++)
+        m->params[m->nparams++] = (torii_route_param_t){
+            name_of(hit, k), torii_str(path.p + hit->param[k][0], hit->param[k][1] - hit->param[k][0])};
+    if (hit->rank.cls == 1 && name_of(hit, k).n) /* a named '*': the rest of the path */
+        m->params[m->nparams++] =
+            (torii_route_param_t){name_of(hit, k), torii_str(path.p + hit->consumed, path.n - hit->consumed)};
 }
 
 bool torii_router_match(const torii_router_t *r, const torii_route_req_t *req, torii_route_match_t *m)
 {
+    /* The trees to look in: the exact host's, the wildcards' (at most one
+     * per suffix length under 256), the one for any host. */
+    const torii_rtree_t *trees[1 + 255 + 1];
+    size_t ntrees = 0;
     torii_rhit_t best;
     bool found = false;
     torii_str_t host = req->x.host;
+    torii_rfilter_t f = {1u << req->method, route_checks, (void *)req};
+    torii_rpath_t rp;
+    torii_rpath_prepare(&rp, req->x.uri);
+    /* Each tree's first memory is asked for as soon as the tree is known,
+     * so the trees' waits overlap; they are then looked in, in order. */
+    torii_rtree_prefetch(r->any, &rp);
     if (host.n > 0 && r->exact.n > 0) {
         hslot_t *s = hmap_find(&r->exact, host.p, host.n, torii_hash(host.p, host.n));
-        if (s)
-            consider(s->tree, req, &best, &found);
+        if (s) {
+            torii_rtree_prefetch(s->tree, &rp);
+            trees[ntrees++] = s->tree;
+        }
     }
     if (r->wild.n > 0 && host.n > 0) {
         /* Every suffix starting at a dot, with at least one label before
-         * it, and only lengths some wildcard has. */
-        uint64_t h = TORII_HASH_REV_SEED;
+         * it, shortest first, and only lengths some wildcard has: a suffix
+         * is hashed only then (most hosts have none to look up). */
         for (size_t i = host.n - 1; i > 0; i--) {
-            h = torii_hash_rev_step(h, host.p[i]);
-            if (host.p[i] == '.' && host.n - i < 256 && (r->wild_lens[(host.n - i) / 64] >> ((host.n - i) % 64) & 1)) {
-                hslot_t *s = hmap_find(&r->wild, host.p + i, host.n - i, h);
-                if (s)
-                    consider(s->tree, req, &best, &found);
+            size_t len = host.n - i;
+            if (host.p[i] == '.' && len < 256 && (r->wild_lens[len / 64] >> (len % 64) & 1)) {
+                hslot_t *s = hmap_find(&r->wild, host.p + i, len, torii_hash_rev(host.p + i, len));
+                if (s) {
+                    torii_rtree_prefetch(s->tree, &rp);
+                    trees[ntrees++] = s->tree;
+                }
             }
         }
     }
-    consider(r->any, req, &best, &found);
+    trees[ntrees++] = r->any;
+    for (size_t i = 0; i < ntrees; i++)
+        consider(trees[i], &rp, &f, &best, &found);
     if (!found)
         return false;
-    m->route = best.entry->route;
+    m->route = best.route;
     fill_params(&best, req->x.uri, m);
     return true;
 }

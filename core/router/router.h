@@ -1,8 +1,8 @@
 /*
- * router.h — the route matcher: a radix tree over normalised paths, one
- * tree per host (exact and "*.suffix" hosts, looked up by hash) plus one
- * for routes without hosts; then each candidate's methods, client address
- * blocks and `vars` conditions.
+ * router.h — the route matcher: a tree of normalised path shapes by whole
+ * segments (radix.h), one tree per host (exact and "*.suffix" hosts,
+ * looked up by hash) plus one for routes without hosts; then each
+ * candidate's methods, client address blocks and `vars` conditions.
  *
  * Precedence, first to last:
  *   1. exact paths, then parameter paths, then prefixes ('*');

@@ -1,0 +1,162 @@
+/* rexact.c — the exact-shape table. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "router/rexact.h"
+
+#define MIN_CAP 8
+
+static inline uint32_t dist(const rxtab_t *t, uint32_t i)
+{
+    return rx_dist(t, i);
+}
+
+void rx_init(rxtab_t *t, size_t *bytes)
+{
+    memset(t, 0, sizeof *t);
+    t->bytes = bytes;
+}
+
+static void slots_free(rxtab_t *t)
+{
+    if (t->slots)
+        rn_table_free(t->block, ((size_t)t->mask + 1) * sizeof *t->slots, t->bytes);
+    t->slots = NULL;
+    t->block = NULL;
+    t->mask = 0;
+}
+
+void rx_free(rxtab_t *t)
+{
+    if (t->slots)
+        for (uint32_t i = 0; i <= t->mask; i++)
+            rpay_free(t->bytes, t->slots[i].pay);
+    slots_free(t);
+    t->n = 0;
+}
+
+/* Robin Hood placement of a copy of v. */
+static void place(rxtab_t *t, const rxslot_t *src)
+{
+    rxslot_t v = *src;
+    uint32_t i = v.hash & t->mask, d = 0;
+    for (;; i = (i + 1) & t->mask, d++) {
+        rxslot_t *s = &t->slots[i];
+        uint32_t sd;
+        if (!s->hash) {
+            *s = v;
+            return;
+        }
+        sd = dist(t, i);
+        if (sd < d) {
+            rxslot_t out = *s;
+            *s = v;
+            v = out;
+            d = sd;
+        }
+    }
+}
+
+static void grow(rxtab_t *t)
+{
+    rxslot_t *old = t->slots;
+    void *oldblock = t->block;
+    uint32_t oldcap = old ? t->mask + 1 : 0, cap = oldcap ? oldcap * 2 : MIN_CAP;
+    if (cap == 0)
+        abort();
+    t->slots = rn_table_alloc((size_t)cap * sizeof *t->slots, &t->block, t->bytes);
+    t->mask = cap - 1;
+    for (uint32_t i = 0; i < oldcap; i++)
+        if (old[i].hash)
+            place(t, &old[i]);
+    rn_table_free(oldblock, (size_t)oldcap * sizeof *old, t->bytes);
+}
+
+static rxslot_t *slot_of(const rxtab_t *t, const char *p, size_t n, uint32_t h)
+{
+    return (rxslot_t *)rx_find(t, p, n, h);
+}
+
+/* The slot's copy of an entry (and of the text, if it fits). */
+static void copy_in(rxslot_t *x, const rshape_t *s, const torii_rentry_t *e)
+{
+    x->len = s->len <= RX_INLINE ? (uint8_t)s->len : 0;
+    memcpy(x->text, s->text, x->len);
+    x->route = e->route;
+    x->methods = e->methods;
+    x->check = e->check;
+}
+
+/* After the payload changed: copy its first entry in, and let the slot
+ * hold the shape alone when it can. */
+static void refresh(rxtab_t *t, rxslot_t *x, const rshape_t *s)
+{
+    const rgroup_t *g = rpay_first(x->pay);
+    copy_in(x, s, rg_entries(g));
+    if (g->n == 1 && x->len) {
+        rpay_free(t->bytes, x->pay);
+        x->pay = NULL;
+    }
+}
+
+/* The entry a slot holds alone, as a payload would hold it. */
+static torii_rentry_t held(const rxslot_t *x)
+{
+    return (torii_rentry_t){.route = x->route,
+                            .priority = x->route->priority,
+                            .order = x->route->order,
+                            .methods = x->methods,
+                            .check = x->check};
+}
+
+void rx_add(rxtab_t *t, const rshape_t *s, const torii_rentry_t *e)
+{
+    uint32_t h = rx_hash(s->text, s->len);
+    rxslot_t *x = slot_of(t, s->text, s->len, h), v;
+    if (x) {
+        if (!x->pay) {
+            torii_rentry_t first = held(x);
+            rpay_add(t->bytes, &x->pay, s, &first, NULL);
+        }
+        rpay_add(t->bytes, &x->pay, s, e, NULL);
+        refresh(t, x, s);
+        return;
+    }
+    if (!t->slots || ((uint64_t)t->n + 1) * 4 > ((uint64_t)t->mask + 1) * 3)
+        grow(t);
+    memset(&v, 0, sizeof v);
+    v.hash = h;
+    copy_in(&v, s, e);
+    if (!v.len) /* a long text lives in a payload */
+        rpay_add(t->bytes, &v.pay, s, e, NULL);
+    place(t, &v);
+    t->n++;
+}
+
+void rx_remove(rxtab_t *t, const rshape_t *s, const torii_route_conf_t *route)
+{
+    rxslot_t *x = slot_of(t, s->text, s->len, rx_hash(s->text, s->len));
+    uint32_t i, j;
+    if (!x)
+        return;
+    if (x->pay) {
+        rpay_remove(t->bytes, &x->pay, s, route);
+        if (x->pay) {
+            refresh(t, x, s);
+            return;
+        }
+    } else if (x->route != route) {
+        return;
+    }
+    if (--t->n == 0) { /* the last one: give the table back */
+        slots_free(t);
+        return;
+    }
+    /* Shift the rest of the run back over the hole. */
+    i = (uint32_t)(x - t->slots);
+    for (j = (i + 1) & t->mask; t->slots[j].hash && dist(t, j) > 0; j = (j + 1) & t->mask) {
+        t->slots[i] = t->slots[j];
+        i = j;
+    }
+    memset(&t->slots[i], 0, sizeof t->slots[i]);
+}
