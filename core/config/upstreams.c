@@ -282,24 +282,32 @@ static const torii_field_t breaker_fields[] = {
 };
 
 /* checks.passive.unhealthy.http_statuses */
+/* A list of statuses 200..599 (health checks), into *out / *count. */
+static bool status_list(torii_dctx_t *c, const torii_cnode_t *n, bool nonempty, uint16_t **out, uint32_t *count)
+{
+    if (!torii_dec_expect(c, n, TORII_CN_SEQ))
+        return false;
+    if (nonempty && n->n == 0)
+        return torii_dctx_fail(c, n, "must list at least one status");
+    *out = torii_palloc(c->pool, sizeof **out * (n->n + 1));
+    *count = 0;
+    for (size_t i = 0; i < n->n; i++) {
+        const torii_cnode_t *v = n->items[i];
+        if (v->type != TORII_CN_INT || v->v.i < 200 || v->v.i > 599) {
+            torii_dctx_push_index(c, i);
+            return torii_dctx_fail(c, v, "must be a status 200..599");
+        }
+        (*out)[(*count)++] = (uint16_t)v->v.i;
+    }
+    return true;
+}
+
+/* checks.passive.unhealthy.http_statuses */
 static bool dec_passive_statuses(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
 {
     torii_upstream_conf_t *u = dst;
     (void)f;
-    if (!torii_dec_expect(c, n, TORII_CN_SEQ))
-        return false;
-    u->passive.statuses = torii_palloc(c->pool, sizeof *u->passive.statuses * (n->n + 1));
-    u->passive.nstatuses = 0;
-    for (size_t i = 0; i < n->n; i++) {
-        const torii_cnode_t *v = n->items[i];
-        if (v->type != TORII_CN_INT || v->v.i < 200 || v->v.i > 599) {
-            size_t mark = torii_dctx_push_index(c, i);
-            (void)mark;
-            return torii_dctx_fail(c, v, "must be a status 200..599");
-        }
-        u->passive.statuses[u->passive.nstatuses++] = (uint16_t)v->v.i;
-    }
-    return true;
+    return status_list(c, n, false, &u->passive.statuses, &u->passive.nstatuses);
 }
 
 #define PF(name, member, hi)                                                                                           \
@@ -340,21 +348,7 @@ static bool dec_healthy_statuses(torii_dctx_t *c, const torii_cnode_t *n, void *
 {
     torii_upstream_conf_t *u = dst;
     (void)f;
-    if (!torii_dec_expect(c, n, TORII_CN_SEQ))
-        return false;
-    if (n->n == 0)
-        return torii_dctx_fail(c, n, "must list at least one status");
-    u->active.healthy_statuses = torii_palloc(c->pool, sizeof *u->active.healthy_statuses * n->n);
-    u->active.nhealthy_statuses = 0;
-    for (size_t i = 0; i < n->n; i++) {
-        const torii_cnode_t *v = n->items[i];
-        if (v->type != TORII_CN_INT || v->v.i < 200 || v->v.i > 599) {
-            torii_dctx_push_index(c, i);
-            return torii_dctx_fail(c, v, "must be a status 200..599");
-        }
-        u->active.healthy_statuses[u->active.nhealthy_statuses++] = (uint16_t)v->v.i;
-    }
-    return true;
+    return status_list(c, n, true, &u->active.healthy_statuses, &u->active.nhealthy_statuses);
 }
 
 #define AF(name, fn, member, lo, hi)                                                                                   \

@@ -53,8 +53,7 @@ typedef struct torii_request_s {
     int try_status;               /* the current try's final status (0: none yet) */
     double t_first;               /* when the first try began */
     torii_timeouts_t try_timeout; /* the route's, or retry.per_try_timeout for reads */
-    torii_str_t up_upstream;      /* an upstream id a plugin chose (traffic-split) */
-    const struct torii_upstream_conf_s *base_up; /* the request's upstream: up_upstream's or the route's */
+    const struct torii_upstream_conf_s *base_up; /* the request's upstream: a plugin's choice or the route's */
     torii_str_t consumer;                        /* set by an authentication plugin (chash on consumer) */
     torii_body_t body;                           /* client -> upstream */
     torii_http_head_t resp;                      /* upstream response head (slices valid while parsing) */

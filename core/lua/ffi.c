@@ -304,11 +304,10 @@ int torii_ffi_up_upstream(struct torii_request_s *r, const char *id, size_t n)
     CHECK_REQ(r);
     if (up_phase_check() != TORII_FFI_OK)
         return TORII_FFI_BAD_PHASE;
-    /* In a worker the id is checked now; torii test has no generation and
-     * keeps the name for its report. */
-    if (r->gen && !torii_gen_upstream(r->gen, id, n))
+    /* In a worker the id is checked and the upstream kept now; torii test
+     * has no generation and accepts it as it is. */
+    if (r->gen && !(r->base_up = torii_gen_upstream(r->gen, id, n)))
         return fail(TORII_FFI_NOT_FOUND, "no upstream with this id in upstreams:");
-    r->up_upstream = torii_str(torii_pstrndup(request_pool(r), id, n), n);
     return TORII_FFI_OK;
 }
 

@@ -57,11 +57,9 @@ static const torii_upstream_conf_t *target(torii_request_t *r, int *forced)
 
 const torii_upstream_conf_t *torii_pick_base(torii_request_t *r)
 {
-    if (!r->base_up) {
-        const torii_upstream_conf_t *chosen =
-            r->up_upstream.n && r->gen ? torii_gen_upstream(r->gen, r->up_upstream.p, r->up_upstream.n) : NULL;
-        r->base_up = chosen ? chosen : r->route->upstream;
-    }
+    /* A plugin's choice was looked up when it was made (torii_ffi_up_upstream). */
+    if (!r->base_up)
+        r->base_up = r->route->upstream;
     return r->base_up;
 }
 
