@@ -9,6 +9,8 @@
 --         - weighted_upstreams:
 --             - {upstream_id: new-api, weight: 20, uri: /v2/orders}  # 20%, path rewritten
 --             - {weight: 80}                                        # 80%: the route's own upstream
+--         - weighted_upstreams:                                     # or an upstream written inline:
+--             - {upstream: {nodes: ["10.0.0.9:8080"], retry: {count: 1}}, weight: 5}
 --
 -- The first rule whose match holds (a rule without match always holds)
 -- picks an upstream by smooth weighted round robin: the split is exact in
@@ -44,12 +46,18 @@ local plugin = {
             weighted_upstreams = {
               type = "array",
               minItems = 1,
-              description = "Upstreams with weights; one without upstream_id is the route's own.",
+              description = "Upstreams with weights; one with neither upstream_id nor upstream is the route's own.",
               items = {
                 type = "object",
                 properties = {
                   upstream_id = { type = "string", minLength = 1,
                     description = "An upstream declared in upstreams:." },
+                  -- No type here: the loader has already checked and compiled
+                  -- it (an upstream's own keys, file:line errors), so the
+                  -- plugin receives it as an opaque value.
+                  upstream = {
+                    description = "An upstream written inline, shaped like an entry of upstreams: without id "
+                      .. "(type, nodes, retry, checks...). Not together with upstream_id." },
                   weight = { type = "integer", minimum = 0, default = 1,
                     description = "Its share, relative to the others' weights." },
                   uri = { type = "string", pattern = "^/",
@@ -184,8 +192,9 @@ function plugin.access(conf)
   for _, rule in ipairs(conf.rules) do
     if matches(rule) then
       local w = choose(rule)
-      if w and w.upstream_id then
-        local ok, err = torii.upstream.set_upstream(w.upstream_id)
+      local target = w and (w.upstream_id or w.upstream)
+      if target then
+        local ok, err = torii.upstream.set_upstream(target)
         if not ok then error("traffic-split: " .. tostring(err)) end
       end
       if w and w.uri then torii.upstream.set_path(w.uri) end

@@ -160,7 +160,7 @@ static bool dec_global_rules(torii_dctx_t *c, const torii_cnode_t *n, void *dst,
                     return false;
             } else if (strcmp(key, "plugins") == 0) {
                 if (!torii_dec_expect(c, rule->items[k], TORII_CN_MAP) ||
-                    !torii_compile_plugin_filters(c, rule->items[k]))
+                    !torii_compile_plugin_confs(c, rule->items[k]))
                     return false;
             } else if (strcmp(key, "desc") != 0) {
                 torii_dctx_pop(c, km);
@@ -198,7 +198,7 @@ static bool dec_consumers(torii_dctx_t *c, const torii_cnode_t *n, void *dst, co
                 if (!torii_dec_expect(c, v, TORII_CN_STR))
                     return false;
             } else if (strcmp(key, "plugins") == 0) {
-                if (!torii_dec_expect(c, v, TORII_CN_MAP))
+                if (!torii_dec_expect(c, v, TORII_CN_MAP) || !torii_compile_plugin_confs(c, v))
                     return false;
             } else {
                 torii_dctx_pop(c, km);

@@ -25,14 +25,16 @@ bool torii_dec_services(torii_dctx_t *c, const torii_cnode_t *n, void *dst, cons
 /* Decoder for a `routes:` list; appends to the configuration's routes. */
 bool torii_dec_routes(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f);
 
-/* Compile every `_meta.filter` in a `plugins:` map (the router's vars
- * language), keeping each in its node's `compiled`. */
-bool torii_compile_plugin_filters(torii_dctx_t *c, const torii_cnode_t *plugins);
+/* What C compiles in a `plugins:` map, keeping each in its node's
+ * `compiled`: every `_meta.filter` (the router's vars language), and the
+ * upstreams written inline in traffic-split's weighted_upstreams. */
+bool torii_compile_plugin_confs(torii_dctx_t *c, const torii_cnode_t *plugins);
 
 /* Upstreams (upstreams.c): `upstreams:`, an inline `upstream:` (dst: a
  * route or service), linking `upstream_id`, and the final checks. */
 bool torii_dec_upstreams(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f);
 bool torii_dec_upstream_inline(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f);
+torii_upstream_conf_t *torii_upstream_inline(torii_dctx_t *c, const torii_cnode_t *n);
 bool torii_upstreams_link(torii_dctx_t *c, torii_config_t *conf, torii_route_conf_t *r, const char *what);
 bool torii_upstreams_finish(torii_dctx_t *c, torii_config_t *conf);
 

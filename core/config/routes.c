@@ -219,24 +219,62 @@ static bool dec_priority(torii_dctx_t *c, const torii_cnode_t *n, void *dst, con
     return true;
 }
 
+/* traffic-split's `rules[].weighted_upstreams[].upstream`: an upstream
+ * written inline, decoded here like a route's (same checks, same
+ * balancer and health state) and handed to the plugin as its compiled
+ * node. Shapes other than these are left to the plugin's schema. */
+static bool compile_split_upstreams(torii_dctx_t *c, const torii_cnode_t *conf)
+{
+    const torii_cnode_t *rules = conf->type == TORII_CN_MAP ? torii_cnode_get(conf, "rules") : NULL;
+    if (!rules || rules->type != TORII_CN_SEQ)
+        return true;
+    for (size_t i = 0; i < rules->n; i++) {
+        const torii_cnode_t *wus = rules->items[i]->type == TORII_CN_MAP
+                                       ? torii_cnode_get(rules->items[i], "weighted_upstreams")
+                                       : NULL;
+        size_t mark;
+        if (!wus || wus->type != TORII_CN_SEQ)
+            continue;
+        mark = torii_dctx_push_key(c, "rules");
+        torii_dctx_push_index(c, i);
+        torii_dctx_push_key(c, "weighted_upstreams");
+        for (size_t k = 0; k < wus->n; k++) {
+            const torii_cnode_t *wu = wus->items[k], *up;
+            size_t wm;
+            if (wu->type != TORII_CN_MAP || !(up = torii_cnode_get(wu, "upstream")))
+                continue;
+            wm = torii_dctx_push_index(c, k);
+            if (torii_cnode_get(wu, "upstream_id"))
+                return torii_dctx_fail(c, wu, "give upstream_id or upstream, not both");
+            torii_dctx_push_key(c, "upstream");
+            if (!(((torii_cnode_t *)up)->compiled = torii_upstream_inline(c, up)))
+                return false;
+            torii_dctx_pop(c, wm);
+        }
+        torii_dctx_pop(c, mark);
+    }
+    return true;
+}
+
 /* Each plugin's configuration is checked by the Lua runtime against the
- * plugin's own schema; here only the shape. */
-bool torii_compile_plugin_filters(torii_dctx_t *c, const torii_cnode_t *plugins)
+ * plugin's own schema; here only the parts C compiles. */
+bool torii_compile_plugin_confs(torii_dctx_t *c, const torii_cnode_t *plugins)
 {
     for (size_t i = 0; i < plugins->n; i++) {
-        const torii_cnode_t *meta, *filter;
-        size_t mark;
-        if (plugins->items[i]->type != TORII_CN_MAP || !(meta = torii_cnode_get(plugins->items[i], "_meta")) ||
-            meta->type != TORII_CN_MAP || !(filter = torii_cnode_get(meta, "filter")))
-            continue;
-        mark = torii_dctx_push_key(c, plugins->keys[i]->text);
-        torii_dctx_push_key(c, "_meta");
-        torii_dctx_push_key(c, "filter");
-        if (!torii_dec_expect(c, filter, TORII_CN_SEQ))
+        const torii_cnode_t *conf = plugins->items[i], *meta, *filter;
+        size_t mark = torii_dctx_push_key(c, plugins->keys[i]->text);
+        if (strcmp(plugins->keys[i]->text, "traffic-split") == 0 && !compile_split_upstreams(c, conf))
             return false;
-        ((torii_cnode_t *)filter)->compiled = torii_expr_compile(c, filter);
-        if (!filter->compiled)
-            return false;
+        if (conf->type == TORII_CN_MAP && (meta = torii_cnode_get(conf, "_meta")) && meta->type == TORII_CN_MAP &&
+            (filter = torii_cnode_get(meta, "filter"))) {
+            torii_dctx_push_key(c, "_meta");
+            torii_dctx_push_key(c, "filter");
+            if (!torii_dec_expect(c, filter, TORII_CN_SEQ))
+                return false;
+            ((torii_cnode_t *)filter)->compiled = torii_expr_compile(c, filter);
+            if (!filter->compiled)
+                return false;
+        }
         torii_dctx_pop(c, mark);
     }
     return true;
@@ -245,7 +283,7 @@ bool torii_compile_plugin_filters(torii_dctx_t *c, const torii_cnode_t *plugins)
 static bool dec_plugins(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
 {
     (void)f;
-    if (!torii_dec_expect(c, n, TORII_CN_MAP) || !torii_compile_plugin_filters(c, n))
+    if (!torii_dec_expect(c, n, TORII_CN_MAP) || !torii_compile_plugin_confs(c, n))
         return false;
     ((torii_route_conf_t *)dst)->plugins = n;
     return true;

@@ -525,15 +525,22 @@ static torii_upstream_conf_t *decode_one(torii_dctx_t *c, const torii_cnode_t *n
     return u;
 }
 
+torii_upstream_conf_t *torii_upstream_inline(torii_dctx_t *c, const torii_cnode_t *n)
+{
+    if (!torii_dec_expect(c, n, TORII_CN_MAP))
+        return NULL;
+    if (torii_cnode_get(n, "id")) {
+        torii_dctx_fail(c, n, "an inline upstream has no id (declare it in upstreams: and use upstream_id)");
+        return NULL;
+    }
+    return decode_one(c, n, false);
+}
+
 bool torii_dec_upstream_inline(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
 {
     torii_route_conf_t *r = dst;
     (void)f;
-    if (!torii_dec_expect(c, n, TORII_CN_MAP))
-        return false;
-    if (torii_cnode_get(n, "id"))
-        return torii_dctx_fail(c, n, "an inline upstream has no id (declare it in upstreams: and use upstream_id)");
-    r->upstream = decode_one(c, n, false);
+    r->upstream = torii_upstream_inline(c, n);
     if (!r->upstream)
         return false;
     r->nodes = r->upstream->nodes;

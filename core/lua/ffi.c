@@ -311,6 +311,16 @@ int torii_ffi_up_upstream(struct torii_request_s *r, const char *id, size_t n)
     return TORII_FFI_OK;
 }
 
+int torii_ffi_up_upstream_inline(struct torii_request_s *r, const void *u)
+{
+    CHECK_REQ(r);
+    if (up_phase_check() != TORII_FFI_OK)
+        return TORII_FFI_BAD_PHASE;
+    if (r->gen && !(r->base_up = torii_gen_upstream_inline(r->gen, u)))
+        return fail(TORII_FFI_NOT_FOUND, "not an upstream of this configuration");
+    return TORII_FFI_OK;
+}
+
 int torii_ffi_req_set_consumer(struct torii_request_s *r, const char *p, size_t n)
 {
     CHECK_REQ(r);

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TORII_FFI_ABI 3
+#define TORII_FFI_ABI 4
 
 /* Return codes. */
 #define TORII_FFI_OK        0
@@ -82,6 +82,10 @@ int torii_ffi_up_host(struct torii_request_s *r, const char *p, size_t n);
 /* The upstream (an id of upstreams:) the request goes to instead of its
  * route's (rewrite, access): traffic-split. */
 int torii_ffi_up_upstream(struct torii_request_s *r, const char *id, size_t n);
+
+/* The same with an upstream written inline in a plugin's configuration
+ * (the node the loader compiled; traffic-split's weighted_upstreams). */
+int torii_ffi_up_upstream_inline(struct torii_request_s *r, const void *u);
 
 /* The request's consumer, once an authentication plugin knows it (for
  * upstreams that hash on the consumer). */

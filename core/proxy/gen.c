@@ -199,6 +199,15 @@ const torii_upstream_conf_t *torii_gen_upstream(const torii_gen_t *g, const char
     return NULL;
 }
 
+const torii_upstream_conf_t *torii_gen_upstream_inline(const torii_gen_t *g, const void *u)
+{
+    /* u comes from Lua: compared, never read, until it is known to be ours. */
+    for (uint32_t i = 0; i < g->conf->nupstreams; i++)
+        if ((const void *)g->conf->upstreams[i] == u && !g->conf->upstreams[i]->declared)
+            return g->conf->upstreams[i];
+    return NULL;
+}
+
 uint32_t torii_gen_alive(void)
 {
     return nalive;

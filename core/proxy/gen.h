@@ -71,6 +71,10 @@ torii_gen_t *torii_gen_rebuild(const torii_gen_t *g, char *err, size_t errlen);
 /* The upstream declared with this id in g's configuration, or NULL. */
 const torii_upstream_conf_t *torii_gen_upstream(const torii_gen_t *g, const char *id, size_t n);
 
+/* u if it is one of g's inline upstreams (as a plugin's configuration
+ * hands it over), else NULL. */
+const torii_upstream_conf_t *torii_gen_upstream_inline(const torii_gen_t *g, const void *u);
+
 /* A request starts on g. */
 static inline void torii_gen_hold(torii_gen_t *g)
 {

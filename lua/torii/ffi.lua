@@ -2,7 +2,7 @@
 -- t/spec/ffi_spec.lua checks that these declarations are the header's.
 local ffi = require "ffi"
 
-local ABI = 3 -- TORII_FFI_ABI this file was written for
+local ABI = 4 -- TORII_FFI_ABI this file was written for
 
 local cdef = [[
 struct torii_request_s;
@@ -31,6 +31,7 @@ int torii_ffi_up_get_target(struct torii_request_s *r, const char **p, size_t *n
 int torii_ffi_up_method(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_up_host(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_up_upstream(struct torii_request_s *r, const char *id, size_t n);
+int torii_ffi_up_upstream_inline(struct torii_request_s *r, const void *u);
 int torii_ffi_req_set_consumer(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_resp_header(struct torii_request_s *r, int op, const char *name, size_t nlen,
   const char *value, size_t vlen);

@@ -163,9 +163,17 @@ function upstream.set_method(method)
 end
 
 --- The Host header sent upstream (rewrite, access).
---- Send the request to another upstream (an id of `upstreams:`) instead of
---- its route's (rewrite, access). true, or nil and why (no such upstream).
+--- Send the request to another upstream (an id of `upstreams:`, or an
+--- upstream written inline in the plugin's configuration, which reaches the
+--- plugin already compiled) instead of its route's (rewrite, access). true,
+--- or nil and why (no such upstream).
 function upstream.set_upstream(id)
+  if type(id) == "userdata" then
+    local rc = C.torii_ffi_up_upstream_inline(current("upstream.set_upstream"), id)
+    if rc == tffi.NOT_FOUND then return nil, tffi.errmsg() end
+    check(rc, "upstream.set_upstream")
+    return true
+  end
   id = tostring(id)
   local rc = C.torii_ffi_up_upstream(current("upstream.set_upstream"), id, #id)
   if rc == tffi.NOT_FOUND then return nil, tffi.errmsg() end

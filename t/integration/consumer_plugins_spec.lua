@@ -26,6 +26,11 @@ describe("consumer plugins", function()
             "return function(conf, ctx) require('torii').upstream.set_header('X-Early', ctx.consumer_name) end" } },
         } },
         { username = "silver", plugins = { ["key-auth"] = { key = "silver-key" } } },
+        { username = "bronze", plugins = {
+          ["key-auth"] = { key = "bronze-key" },
+          ["proxy-rewrite"] = { headers = { set = { ["X-Traced"] = "yes" } },
+                                _meta = { filter = { { "http_x_trace", "==", "1" } } } },
+        } },
       },
       routes = {
         { id = "api", uri = "/api/*", upstream = { nodes = node },
@@ -57,6 +62,15 @@ describe("consumer plugins", function()
     assert.are.equal(200, request(gw, "/api/a", { headers = { { "apikey", "gold-key" } } }).status)
     local third = request(gw, "/api/a", { headers = { { "apikey", "gold-key" } } })
     assert.are.equal(429, third.status)
+  end)
+
+  it("a consumer's instance runs only for the requests its _meta.filter describes", function()
+    local plain = request(gw, "/api/f", { headers = { { "apikey", "bronze-key" } } })
+    assert.are.equal(200, plain.status)
+    assert.is_nil(upstream_value(echo(plain), "X-Traced"))
+    local traced = request(gw, "/api/f", { headers = { { "apikey", "bronze-key" }, { "X-Trace", "1" } } })
+    assert.are.equal(200, traced.status)
+    assert.are.equal("yes", upstream_value(echo(traced), "X-Traced"))
   end)
 
   it("a consumer without plugins of its own gets the route's", function()

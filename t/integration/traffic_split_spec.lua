@@ -93,6 +93,76 @@ routes:
     assert.matches("routes%[0%]%.plugins%.traffic%-split%.rules%[0%]%.weighted_upstreams%[0%]%.weight", err)
   end)
 
+  it("sends a share to an upstream written inline, balanced and retried by its own settings", function()
+    local third = gateway.mock({ id = "third" })
+    local dead = gateway.free_port()
+    local g2 = gateway.start { config = {
+      workers = 1,
+      routes = { { id = "r", uri = "/x", upstream = { nodes = { "127.0.0.1:" .. old.port } },
+        plugins = { ["traffic-split"] = { rules = { { weighted_upstreams = {
+          { upstream = { nodes = { "127.0.0.1:" .. new.port, "127.0.0.1:" .. third.port, "127.0.0.1:" .. dead },
+                         retry = { count = 2, on = { "connect_error" } } },
+            weight = 30, uri = "/canary" },
+          { weight = 70 } } } } } } } },
+    } }
+    local conn = assert(http.connect(g2.port, { timeout = 10 }))
+    local counts = { old = 0, new = 0, third = 0 }
+    for _ = 1, 300 do
+      assert(conn:request({ method = "GET", path = "/x" }))
+      local resp = assert(conn:read_response({ timeout = 10 }))
+      assert.are.equal(200, resp.status)
+      local id = resp:header("X-Upstream-Id")
+      counts[id] = counts[id] + 1
+      assert.are.equal(id == "old" and "/x" or "/canary", cjson.decode(resp.body).target)
+    end
+    conn:close()
+    -- 90 canary requests over three nodes in turn; the dead node's third
+    -- is retried on the node after it, which is the new node.
+    assert.are.equal(210, counts.old)
+    assert.are.equal(90, counts.new + counts.third)
+    assert.is_true(counts.new >= 30 and counts.third >= 30, cjson.encode(counts))
+    g2:cleanup()
+    third:stop()
+  end)
+
+  it("checks an inline upstream when the configuration loads, naming where", function()
+    local check = require("testutil").config_error
+    local err = check([[
+routes:
+  - id: r
+    uri: /x
+    upstream: {nodes: ["127.0.0.1:1"]}
+    plugins:
+      traffic-split:
+        rules:
+          - weighted_upstreams:
+              - upstream: {nodes: ["127.0.0.1:99999"]}
+]])
+    assert.matches(":10: routes%[0%]%.plugins%.traffic%-split%.rules%[0%]%.weighted_upstreams%[0%]%.upstream%.nodes%[0%]",
+      err)
+    err = check([[
+upstreams: [{id: a, nodes: ["127.0.0.1:1"]}]
+routes:
+  - id: r
+    uri: /x
+    upstream: {nodes: ["127.0.0.1:1"]}
+    plugins:
+      traffic-split:
+        rules: [{weighted_upstreams: [{upstream_id: a, upstream: {nodes: ["127.0.0.1:2"]}}]}]
+]])
+    assert.matches("weighted_upstreams%[0%]: give upstream_id or upstream, not both", err)
+    err = check([[
+routes:
+  - id: r
+    uri: /x
+    upstream: {nodes: ["127.0.0.1:1"]}
+    plugins:
+      traffic-split:
+        rules: [{weighted_upstreams: [{upstream: {nodes: ["127.0.0.1:2"], typo: 1}}]}]
+]])
+    assert.matches("weighted_upstreams%[0%]%.upstream%.typo: unknown key", err)
+  end)
+
   it("an upstream_id that does not exist fails the request, logged", function()
     local g2 = gateway.start { config = {
       workers = 1,
