@@ -91,6 +91,7 @@ typedef struct torii_upstream_conf_s {
     } passive;
     struct {
         bool on;    /* checks.active given */
+        bool tcp;   /* type tcp: a connect is the whole probe */
         char *path; /* http_path, default "/" */
         char *host; /* Host header, default the node's address */
         uint32_t timeout_ms;

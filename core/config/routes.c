@@ -229,9 +229,8 @@ static bool compile_split_upstreams(torii_dctx_t *c, const torii_cnode_t *conf)
     if (!rules || rules->type != TORII_CN_SEQ)
         return true;
     for (size_t i = 0; i < rules->n; i++) {
-        const torii_cnode_t *wus = rules->items[i]->type == TORII_CN_MAP
-                                       ? torii_cnode_get(rules->items[i], "weighted_upstreams")
-                                       : NULL;
+        const torii_cnode_t *wus =
+            rules->items[i]->type == TORII_CN_MAP ? torii_cnode_get(rules->items[i], "weighted_upstreams") : NULL;
         size_t mark;
         if (!wus || wus->type != TORII_CN_SEQ)
             continue;

@@ -373,11 +373,16 @@ static const torii_field_t active_unhealthy_fields[] = {
 
 static bool dec_probe_type(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
 {
-    (void)dst, (void)f;
+    torii_upstream_conf_t *u = dst;
+    (void)f;
     if (!torii_dec_expect(c, n, TORII_CN_STR))
         return false;
-    if (strcmp(n->text, "http") != 0)
-        return torii_dctx_fail(c, n, "only http probes are built (https needs TLS to upstreams, tcp is to come)");
+    if (strcmp(n->text, "https") == 0)
+        return torii_dctx_fail(c, n,
+                               "https probes need TLS to upstreams, which torii does not speak yet (use http or tcp)");
+    if (strcmp(n->text, "http") != 0 && strcmp(n->text, "tcp") != 0)
+        return torii_dctx_fail(c, n, "must be http or tcp, got \"%s\"", n->text);
+    u->active.tcp = strcmp(n->text, "tcp") == 0;
     return true;
 }
 
@@ -411,6 +416,17 @@ static bool dec_active(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const
         return false;
     if (u->active.path[0] != '/')
         return torii_dctx_fail(c, n, "http_path must start with /");
+    if (u->active.tcp) { /* a tcp probe sends nothing: an HTTP setting here is a mistake */
+        static const char *const http_only[][2] = {
+            {NULL, "http_path"}, {NULL, "host"}, {"healthy", "http_statuses"}, {"unhealthy", "http_failures"}};
+        for (size_t i = 0; i < sizeof http_only / sizeof http_only[0]; i++) {
+            const torii_cnode_t *in = http_only[i][0] ? torii_cnode_get(n, http_only[i][0]) : n;
+            if (in && in->type == TORII_CN_MAP && torii_cnode_get(in, http_only[i][1]))
+                return torii_dctx_fail(c, n, "%s%s%s is for http probes; a tcp probe only connects",
+                                       http_only[i][0] ? http_only[i][0] : "", http_only[i][0] ? "." : "",
+                                       http_only[i][1]);
+        }
+    }
     return true;
 }
 

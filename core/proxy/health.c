@@ -2,10 +2,11 @@
  * health.c — active health checks (see health.h): worker 1's probes, and
  * every worker's view of the shared states.
  *
- * A probe is one HTTP/1.1 request on a new connection ("Connection:
+ * An http probe is one HTTP/1.1 request on a new connection ("Connection:
  * close"), judged by its status line: a healthy status is a success; any
  * other status, a refused or reset connection, or no status line within
- * the timeout is a failure of its kind. Enough consecutive failures of one
+ * the timeout is a failure of its kind. A tcp probe is a connect: done in
+ * time is a success, refused or reset a tcp failure, else a timeout. Enough consecutive failures of one
  * kind take the node down; enough successes bring it back. Probes run at
  * the healthy interval while the node is up, the unhealthy one while down.
  */
@@ -48,6 +49,7 @@ typedef struct probe_s {
     uint32_t nok;
     uint32_t successes, http, tcp, timeouts;
     bool down;
+    bool connect_only; /* type tcp */
 } probe_t;
 
 static probe_t *probes;
@@ -157,6 +159,10 @@ static void on_io(torii_loop_t *loop, torii_io_t *io, int revents)
             finish(p, FAIL_TCP, 0);
             return;
         }
+        if (p->connect_only) {
+            finish(p, OK_STATUS, 0);
+            return;
+        }
         p->state = P_SENDING;
     }
     if (p->state == P_SENDING) {
@@ -220,7 +226,9 @@ static void on_tick(torii_loop_t *loop, torii_timer_t *t, int revents)
         schedule(p);
         return;
     }
-    p->state = in_progress ? P_CONNECTING : P_SENDING;
+    /* Even a connect done at once is judged from the loop, on the write
+     * event, so that every outcome takes one path. */
+    p->state = in_progress || p->connect_only ? P_CONNECTING : P_SENDING;
     torii_io_init(&p->io, on_io, p->fd, TORII_EV_WRITE);
     p->io.data = p;
     torii_io_start(p->loop, &p->io);
@@ -251,6 +259,7 @@ static void add_probe(torii_worker_t *w, const torii_upstream_conf_t *u, const t
     p->http_limit = u->active.http_failures;
     p->tcp_limit = u->active.tcp_failures;
     p->timeout_limit = u->active.timeouts;
+    p->connect_only = u->active.tcp;
     for (uint32_t i = 0; i < u->active.nhealthy_statuses && p->nok < 16; i++)
         p->ok[p->nok++] = u->active.healthy_statuses[i];
     /* A reload keeps what the probes found so far. */

@@ -138,8 +138,8 @@ routes:
           - weighted_upstreams:
               - upstream: {nodes: ["127.0.0.1:99999"]}
 ]])
-    assert.matches(":10: routes%[0%]%.plugins%.traffic%-split%.rules%[0%]%.weighted_upstreams%[0%]%.upstream%.nodes%[0%]",
-      err)
+    assert.matches(
+      ":10: routes%[0%]%.plugins%.traffic%-split%.rules%[0%]%.weighted_upstreams%[0%]%.upstream%.nodes%[0%]", err)
     err = check([[
 upstreams: [{id: a, nodes: ["127.0.0.1:1"]}]
 routes:
