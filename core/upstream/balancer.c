@@ -85,13 +85,15 @@ static bool alloc_arrays(torii_balancer_t *b)
     bool rr = b->type == TORII_BALANCE_ROUNDROBIN;
     bool lc = b->type == TORII_BALANCE_LEAST_CONN;
     bool ew = b->type == TORII_BALANCE_EWMA;
-    size_t bytes = (rr || lc ? n * 8 : 0) + (ew ? n * 16 : 0) + n * 2 * sizeof(uint32_t) + n;
+    size_t bytes = (rr ? n * 20 : 0) + (lc ? n * 8 : 0) + (ew ? n * 16 : 0) + n * 2 * sizeof(uint32_t) + n;
     char *p = calloc(1, bytes);
     if (!p)
         return false;
     b->bytes += bytes;
     if (rr) {
         b->cur = (int64_t *)(void *)p;
+        p += n * sizeof(int64_t);
+        b->saved = (int64_t *)(void *)p;
         p += n * sizeof(int64_t);
     }
     if (lc) {
@@ -106,6 +108,10 @@ static bool alloc_arrays(torii_balancer_t *b)
     }
     b->weight = (uint32_t *)(void *)p;
     p += n * sizeof(uint32_t);
+    if (rr) {
+        b->ew = (uint32_t *)(void *)p;
+        p += n * sizeof(uint32_t);
+    }
     b->active = (uint32_t *)(void *)p;
     p += n * sizeof(uint32_t);
     b->flags = (uint8_t *)p;
@@ -162,6 +168,13 @@ torii_balancer_t *torii_balancer_new(const char *type, const torii_bnode_t *node
             b->nlive++;
     }
     b->nup = b->nlive;
+    if (t == TORII_BALANCE_ROUNDROBIN) {
+        for (uint32_t i = 0; i < n; i++) {
+            b->ew[i] = b->weight[i];
+            b->ewsum += b->weight[i];
+            torii_bal_rr_sync(b, i);
+        }
+    }
 
     b->clock = opts->clock ? opts->clock : default_clock;
     b->clock_ud = opts->clock_ud;
@@ -207,6 +220,8 @@ static uint32_t mark_tried(torii_balancer_t *b, const torii_btried_t *tried, uns
             marked++;
             if (b->tree)
                 torii_bal_lc_update(b, i);
+            if (b->ew)
+                torii_bal_rr_sync(b, i);
         }
     }
     return marked;
@@ -221,6 +236,8 @@ static void unmark_tried(torii_balancer_t *b, const torii_btried_t *tried)
             b->flags[i] &= (uint8_t)~BF_TRIED;
             if (b->tree)
                 torii_bal_lc_update(b, i);
+            if (b->ew)
+                torii_bal_rr_sync(b, i);
         }
     }
 }
@@ -291,6 +308,8 @@ void torii_balancer_set_down(torii_balancer_t *b, int i, bool down)
     if (down == !!(*f & BF_DOWN))
         return;
     *f ^= BF_DOWN;
+    if (b->ew)
+        torii_bal_rr_sync(b, (uint32_t)i);
     if (*f & BF_OFF)
         return;
     if (down)

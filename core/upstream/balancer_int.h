@@ -17,9 +17,10 @@
 #include "upstream/balancer.h"
 
 /* flags[i] bits. */
-#define BF_DOWN  0x1u /* health: set through the API */
-#define BF_TRIED 0x2u /* set during one pick only, from its tried list */
-#define BF_OFF   0x4u /* weight 0: never chosen */
+#define BF_DOWN   0x1u /* health: set through the API */
+#define BF_TRIED  0x2u /* set during one pick only, from its tried list */
+#define BF_OFF    0x4u /* weight 0: never chosen */
+#define BF_PARKED 0x8u /* roundrobin: score set aside while down, tried or off */
 
 struct torii_balancer_s {
     torii_balance_type_t type;
@@ -31,6 +32,9 @@ struct torii_balancer_s {
     uint8_t *flags;
     uint32_t *active;
     int64_t *cur;     /* roundrobin: smooth weighted round robin scores */
+    int64_t *saved;   /* roundrobin: a parked node's real score */
+    uint32_t *ew;     /* roundrobin: weight, 0 while parked */
+    int64_t ewsum;    /* roundrobin: sum of ew */
     uint64_t *picks;  /* least_conn: requests started, the tie-break */
     uint32_t *tree;   /* least_conn: tournament tree, 2 * tsize slots */
     uint32_t tsize;   /* least_conn: leaves, a power of two >= n */
@@ -52,6 +56,8 @@ struct torii_balancer_s {
  * is the number of eligible nodes, at least 1.
  */
 int torii_bal_rr_pick(torii_balancer_t *b, unsigned mask);
+/* roundrobin: node i's flags changed; park or unpark its score. */
+void torii_bal_rr_sync(torii_balancer_t *b, uint32_t i);
 int torii_bal_lc_pick(torii_balancer_t *b, unsigned mask);
 int torii_bal_chash_pick(torii_balancer_t *b, const void *key, size_t keylen, unsigned mask);
 int torii_bal_ewma_pick(torii_balancer_t *b, unsigned mask, uint32_t avail);

@@ -160,6 +160,70 @@ TEST(rr_down_and_back)
     torii_balancer_free(b);
 }
 
+/* The rule written out plainly: every eligible node adds its weight, the
+ * highest score wins (the first on a tie) and gives back the eligible
+ * sum; a skipped node's score stays as it was. The balancer parks the
+ * scores of skipped nodes to avoid testing flags; over random downs,
+ * retries and picks that ignore health, it must choose exactly as this. */
+TEST(rr_matches_reference_model)
+{
+    enum { N = 13 };
+    uint32_t w[N];
+    int64_t cur[N] = {0};
+    bool down[N] = {false};
+    uint64_t rng = 7;
+    uint32_t mismatches = 0, picks = 0;
+    torii_balancer_t *b;
+    for (uint32_t i = 0; i < N; i++)
+        w[i] = i % 5 == 4 ? 0 : 1 + i * 7 % 9;
+    b = mk("roundrobin", w, N);
+    CHECK(b != NULL);
+    if (!b)
+        return;
+    for (uint32_t step = 0; step < 20000; step++) {
+        torii_btried_t tried = {0};
+        bool ignore, any_up = false;
+        int64_t best = INT64_MIN, total = 0;
+        int want = -1, got;
+        rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+        if (rng % 8 == 0) {
+            uint32_t i = (uint32_t)(rng >> 8) % N;
+            down[i] = !down[i];
+            torii_balancer_set_down(b, (int)i, down[i]);
+        }
+        for (uint32_t k = (uint32_t)(rng >> 20) % 3; k > 0; k--)
+            torii_btried_add(&tried, (int)((rng >> (24 + 4 * k)) % N));
+        for (uint32_t i = 0; i < N; i++)
+            any_up |= w[i] > 0 && !down[i];
+        ignore = !any_up || (rng >> 40) % 16 == 0;
+        for (uint32_t i = 0; i < N; i++) {
+            bool skip = w[i] == 0 || (down[i] && !ignore);
+            for (uint32_t k = 0; k < tried.n; k++)
+                skip |= tried.idx[k] == i;
+            if (skip)
+                continue;
+            cur[i] += w[i];
+            total += w[i];
+            if (cur[i] > best)
+                best = cur[i], want = (int)i;
+        }
+        if (want >= 0)
+            cur[want] -= total;
+        got = torii_balancer_pick(b, NULL, 0, &tried, ignore ? TORII_BAL_IGNORE_HEALTH : 0);
+        if (want >= 0) {
+            picks++;
+            mismatches += got != want;
+        } else {
+            mismatches += got >= 0;
+        }
+    }
+    CHECK(picks > 10000);
+    CHECK(mismatches == 0);
+    if (mismatches)
+        fprintf(stderr, "  %u of %u picks differ from the model\n", mismatches, picks);
+    torii_balancer_free(b);
+}
+
 /* ---- least_conn ---- */
 
 TEST(lc_uneven_load_and_weights)
@@ -818,6 +882,7 @@ int main(void)
     RUN(rr_exact_distribution);
     RUN(rr_equal_weights_rotate);
     RUN(rr_down_and_back);
+    RUN(rr_matches_reference_model);
     RUN(lc_uneven_load_and_weights);
     RUN(lc_concurrent_follows_weights);
     RUN(lc_ties_take_turns);
