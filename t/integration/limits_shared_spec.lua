@@ -121,6 +121,7 @@ describe("torii.shared (fixture dictops, workers: 2)", function()
       config = {
         workers = 2,
         plugin_dirs = { "plugins" },
+        lua = { cpu_budget = "10s" }, -- dictops spins (see below)
         shared_dicts = { d1 = "1m", d2 = "64k", small = "32k", sized_by_conf = "32k" },
         routes = {
           { id = "ops", uri = "/ops", plugins = { wantsdict = {}, dictops = {} },
@@ -481,7 +482,10 @@ describe("limit-count (workers: 2)", function()
     }
     for _, r in ipairs(routes) do r.upstream = { nodes = { "127.0.0.1:" .. mock.port } } end
     gw = gateway.start({
-      config = { workers = 2, listen = listen, plugin_dirs = { "plugins" }, consumers = CONSUMERS, routes = routes },
+      -- dictops spins up to 800 ms of CPU to keep a worker busy: far from
+      -- the CPU budget even when a loaded machine bills the process more
+      config = { workers = 2, listen = listen, plugin_dirs = { "plugins" }, consumers = CONSUMERS, routes = routes,
+                 lua = { cpu_budget = "10s" } },
       extra_files = plugin_files(),
     })
   end)
