@@ -34,7 +34,7 @@ all: build
 help:
 	@echo "make run        install missing packages, build, start the demo (torii on :8080, echo upstream on :9080)"
 	@echo "make test       install missing packages, build, run every test (unit, fuzz smoke, lint, specs)"
-	@echo "make build      build build/torii and build/mock-upstream"
+	@echo "make build      build build/torii, build/mock-upstream and build/mock-dns"
 	@echo "make asan       build the ASan/UBSan binary the tests use (build/asan/torii)"
 	@echo "make unit       C unit tests only"
 	@echo "make spec       busted specs only (SPEC=t/integration/foo_spec.lua for one file)"
@@ -66,7 +66,7 @@ deps:
 bench-deps:
 	$(call install_missing,$(BENCH_DEPS))
 
-build: $(BUILD)/torii $(BUILD)/mock-upstream
+build: $(BUILD)/torii $(BUILD)/mock-upstream $(BUILD)/mock-dns
 
 asan: $(BUILD)/asan/torii
 
@@ -91,6 +91,10 @@ $(BUILD)/asan/%.o: %.c
 $(BUILD)/mock-upstream: t/support/mock_upstream.c
 	@mkdir -p $(BUILD)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror $< -lev -lhttp_parser -o $@
+
+$(BUILD)/mock-dns: t/support/mock_dns.c
+	@mkdir -p $(BUILD)
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror $< -lev -o $@
 
 # C unit tests run against the sanitizer build of the core.
 $(BUILD)/unit/%: t/unit/%.c t/unit/unit.h $(ASAN_LIB_OBJ)

@@ -352,6 +352,7 @@ static const torii_field_t top_fields[] = {
     {"shared_dicts", dec_shared_dicts, 0, 0, 0, NULL, false},
     {"services", torii_dec_services, 0, 0, 0, NULL, false},
     {"upstreams", torii_dec_upstreams, 0, 0, 0, NULL, false},
+    {"resolver", torii_dec_resolver, offsetof(torii_config_t, resolver), 0, 0, NULL, false},
     {0},
 };
 
@@ -392,6 +393,12 @@ static void set_defaults(torii_config_t *conf)
         .pool_idle_timeout_ms = 60 * SEC,
         .pool_requests = 1000,
         .buffer_size = 64 * 1024,
+    };
+    conf->resolver = (torii_dns_policy_t){
+        .servers = {.timeout_ms = 2 * SEC, .retries = 2},
+        .min_ttl_ms = 1 * SEC,
+        .max_ttl_ms = 3600 * SEC,
+        .stale_ms = 3600 * SEC,
     };
 }
 
@@ -467,7 +474,7 @@ static torii_config_t *load_tree(torii_pool_t *pool, const char *path, torii_cno
         return NULL;
     dircopy = torii_pstrdup(pool, path);
     dir = dirname(dircopy);
-    if (!load_includes(&c, dir) || !torii_routes_finish(&c, conf))
+    if (!load_includes(&c, dir) || !torii_routes_finish(&c, conf) || !torii_upstreams_resolve(&c, conf))
         return NULL;
     for (uint32_t i = 0; i < conf->nplugin_dirs; i++)
         conf->plugin_dirs[i] = prefixed(pool, dir, conf->plugin_dirs[i]);

@@ -16,6 +16,7 @@
 #include "base/addr.h"
 #include "base/cidr.h"
 #include "base/pool.h"
+#include "event/dns_cache.h"
 
 typedef struct {
     uint32_t connect_ms;
@@ -34,6 +35,7 @@ typedef struct {
     char *retry_to;     /* optional: where its retries go (a node id of its upstream, or an upstream id) */
     int retry_node;     /* retry_to as a node index of the same upstream, or -1 */
     struct torii_upstream_conf_s *retry_up; /* retry_to as an upstream, or NULL */
+    torii_dns_name_t *dns; /* host is a name: its current addresses (addr is the first, at load); NULL: a literal */
 } torii_node_conf_t;
 
 /* What a failed try may be retried on (retry.on). */
@@ -196,6 +198,7 @@ typedef struct {
     char **shdict_names; /* `shared_dicts: {name: size}` */
     uint64_t *shdict_sizes;
     uint32_t nshdicts;
+    torii_dns_policy_t resolver; /* `resolver:`; nameservers from /etc/resolv.conf when not given */
 } torii_config_t;
 
 /*
@@ -210,6 +213,11 @@ torii_config_t *torii_config_load_string(const char *name, const char *text, con
                                          size_t errlen);
 
 void torii_config_free(torii_config_t *conf);
+
+/* The address for the node's next try: its IP literal's, or the next of
+ * its host name's current addresses (they take turns). False when the name
+ * has none now (it stopped resolving longer than resolver.stale ago). */
+bool torii_node_addr(const torii_node_conf_t *node, torii_addr_t *out);
 
 /* Format a duration for messages: "500ms", "3s", "2m". */
 void torii_format_duration(uint64_t ms, char *out, size_t outlen);

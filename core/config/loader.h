@@ -9,8 +9,19 @@
 #include "config/config.h"
 #include "config/decode.h"
 
+/* A node whose host is a name, resolved once every file is read (so that
+ * `resolver:` may come after it, and all names are asked for at once). */
+typedef struct {
+    torii_node_conf_t *node;
+    const char *file;
+    int line;
+    char *path; /* "upstreams[0].nodes[1]", for the error */
+} torii_named_node_t;
+
 typedef struct {
     torii_config_t *conf;
+    torii_named_node_t *named; /* nodes with host names */
+    uint32_t nnamed, named_cap;
     char **includes;
     uint32_t nincludes;
     uint32_t routes_cap;
@@ -37,6 +48,12 @@ bool torii_dec_upstream_inline(torii_dctx_t *c, const torii_cnode_t *n, void *ds
 torii_upstream_conf_t *torii_upstream_inline(torii_dctx_t *c, const torii_cnode_t *n);
 bool torii_upstreams_link(torii_dctx_t *c, torii_config_t *conf, torii_route_conf_t *r, const char *what);
 bool torii_upstreams_finish(torii_dctx_t *c, torii_config_t *conf);
+
+/* Resolve the nodes' host names (last: it may wait on the nameservers). */
+bool torii_upstreams_resolve(torii_dctx_t *c, torii_config_t *conf);
+
+/* Decoder for `resolver:` (resolver.c). */
+bool torii_dec_resolver(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f);
 
 /* After every file is read: fill route defaults, reject duplicate ids. */
 bool torii_routes_finish(torii_dctx_t *c, torii_config_t *conf);

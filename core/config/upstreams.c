@@ -14,23 +14,45 @@
  *   # or nodes: {"10.0.0.1:8080": 1, "10.0.0.2:8080": 3}
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/addr.h"
 #include "base/common.h"
 #include "config/loader.h"
 #include "config/node.h"
+#include "event/dns_sys.h"
 #include "router/expr.h"
 #include "upstream/balancer.h"
 
-/* One node's address: "host:port" text, resolved at load. */
+/* Keep a node with a host name for torii_upstreams_resolve. */
+static void add_named(torii_dctx_t *c, const torii_cnode_t *at, torii_node_conf_t *node)
+{
+    torii_loader_t *L = c->user;
+    if (L->nnamed == L->named_cap) {
+        uint32_t cap = L->named_cap ? L->named_cap * 2 : 16;
+        torii_named_node_t *list = torii_palloc(c->pool, sizeof *list * cap);
+        if (L->nnamed)
+            memcpy(list, L->named, sizeof *list * L->nnamed);
+        L->named = list;
+        L->named_cap = cap;
+    }
+    L->named[L->nnamed++] = (torii_named_node_t){node, at->file, at->line, torii_pstrdup(c->pool, c->path)};
+}
+
+/* One node's address: "host:port" text; an IP literal now, a host name
+ * once the whole configuration is read. */
 static bool node_addr(torii_dctx_t *c, const torii_cnode_t *at, const char *host, uint16_t port,
                       torii_node_conf_t *node)
 {
-    char err[TORII_ERRLEN], text[300];
-    if (!torii_addr_resolve(host, port, &node->addr, err, sizeof err))
-        return torii_dctx_fail(c, at, "%s", err);
-    torii_addr_format((const struct sockaddr *)&node->addr.sa, node->addr_text, sizeof node->addr_text);
+    char text[300];
+    const char *why;
+    if (torii_addr_literal(host, strlen(host), port, &node->addr))
+        torii_addr_format((const struct sockaddr *)&node->addr.sa, node->addr_text, sizeof node->addr_text);
+    else if (!torii_dns_name_ok(host, &why))
+        return torii_dctx_fail(c, at, "invalid host \"%s\": %s", host, why);
+    else
+        add_named(c, at, node);
     snprintf(text, sizeof text, strchr(host, ':') ? "[%s]:%u" : "%s:%u", host, (unsigned)port);
     node->text = torii_pstrdup(c->pool, text);
     node->host = torii_pstrdup(c->pool, host);
@@ -663,6 +685,73 @@ bool torii_upstreams_finish(torii_dctx_t *c, torii_config_t *conf)
                 return false;
             }
         }
+    }
+    return true;
+}
+
+bool torii_node_addr(const torii_node_conf_t *node, torii_addr_t *out)
+{
+    if (!node->dns) {
+        *out = node->addr;
+        return true;
+    }
+    return torii_dns_name_addr(node->dns, node->port, out);
+}
+
+typedef struct {
+    torii_dns_want_t *w;
+    size_t n;
+} wants_t;
+
+static void release_wants(void *data)
+{
+    wants_t *ws = data;
+    for (size_t i = 0; i < ws->n; i++)
+        torii_dns_name_release(ws->w[i].name);
+}
+
+/* Nameservers not given: those of /etc/resolv.conf, else the local one
+ * (as the C library does). */
+static void default_nameservers(torii_dns_servers_t *s)
+{
+    char *text = torii_dns_read_file(TORII_DNS_RESOLV_CONF);
+    if (text)
+        s->nns = (uint32_t)torii_dns_resolv_nameservers(text, s->ns, TORII_DNS_MAX_NS);
+    free(text);
+    if (s->nns == 0) {
+        torii_addr_literal("127.0.0.1", 9, 53, &s->ns[0]);
+        s->nns = 1;
+    }
+}
+
+bool torii_upstreams_resolve(torii_dctx_t *c, torii_config_t *conf)
+{
+    torii_loader_t *L = c->user;
+    wants_t *ws;
+    bool ok;
+    if (L->nnamed == 0)
+        return true;
+    if (conf->resolver.servers.nns == 0)
+        default_nameservers(&conf->resolver.servers);
+    ws = torii_palloc(c->pool, sizeof *ws);
+    ws->w = torii_palloc(c->pool, sizeof *ws->w * L->nnamed);
+    for (uint32_t i = 0; i < L->nnamed; i++)
+        ws->w[i].host = L->named[i].node->host;
+    ws->n = L->nnamed;
+    /* The references go with the configuration, whatever happens next. */
+    torii_pool_cleanup(c->pool, release_wants, ws);
+    ok = torii_dns_cache_resolve(&conf->resolver, ws->w, ws->n);
+    for (uint32_t i = 0; i < L->nnamed; i++) {
+        const torii_named_node_t *nn = &L->named[i];
+        torii_node_conf_t *node = nn->node;
+        if (!ok && ws->w[i].why) {
+            snprintf(c->err, c->errlen, "%s:%d: %s: cannot resolve \"%s\": %s", nn->file, nn->line,
+                     nn->path[0] ? nn->path : "(top level)", node->host, ws->w[i].why);
+            return false;
+        }
+        node->dns = ws->w[i].name;
+        if (torii_node_addr(node, &node->addr))
+            torii_addr_format((const struct sockaddr *)&node->addr.sa, node->addr_text, sizeof node->addr_text);
     }
     return true;
 }

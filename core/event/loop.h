@@ -50,6 +50,13 @@ static inline torii_loop_t *torii_loop_new(void)
     return ev_default_loop(EVBACKEND_EPOLL | EVFLAG_NOENV);
 }
 
+/* A loop of its own, apart from the process's default one: for a short
+ * job that must not run the default loop's watchers (NULL on failure). */
+static inline torii_loop_t *torii_loop_new_private(void)
+{
+    return ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+}
+
 static inline void torii_loop_run(torii_loop_t *loop)
 {
     ev_run(loop, 0);

@@ -41,6 +41,8 @@ typedef struct torii_request_s {
     torii_str_t path;          /* normalised path the route was matched on */
     char *path_buf;            /* its storage when it differs from head.path */
     const torii_node_conf_t *node;
+    torii_addr_t up_addr;                       /* the current try's address (a host name's change over time) */
+    char up_addr_text[TORII_ADDRSTRLEN];        /* ... for logs */
     int node_index;                             /* in its upstream's nodes, for the balancer */
     bool balanced;                              /* the balancer counted a try on node_index */
     const struct torii_upstream_conf_s *try_up; /* the upstream of the current try */

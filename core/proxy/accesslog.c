@@ -55,7 +55,7 @@ void torii_access_log(const torii_client_t *c)
                  "%s - - [%s] \"%.*s\" %d %llu upstream=%s upstream_time=%s time=%.3f "
                  "route=%s request_id=%s\n",
                  c->ip, torii_log_time_access(), (int)rn, request, r->status, (unsigned long long)r->bytes_sent,
-                 r->node ? r->node->addr_text : "-", uptime, r->t_start > 0 ? now - r->t_start : 0.0,
+                 r->node && r->up_addr_text[0] ? r->up_addr_text : "-", uptime, r->t_start > 0 ? now - r->t_start : 0.0,
                  r->route ? r->route->id : "-", r->id);
     if (n <= 0)
         return;

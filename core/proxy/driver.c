@@ -92,10 +92,21 @@ static void connect_upstream(torii_client_t *c, bool fresh)
     r->try_timeout = route->timeout;
     if (rc && rc->per_try_timeout_ms && rc->per_try_timeout_ms < r->try_timeout.read_ms)
         r->try_timeout.read_ms = rc->per_try_timeout_ms;
-    up = fresh ? torii_upstream_connect(w, &r->node->addr) : torii_upstream_get(w, &r->node->addr);
+    /* A host name's node: this try's address, from its current ones (a
+     * retry on a new connection keeps the failed one's). */
+    if (!fresh && !torii_node_addr(r->node, &r->up_addr)) {
+        torii_log_error("upstream host %s has no address (it stopped resolving), client: %s, route: %s, "
+                        "request_id: %s",
+                        r->node->text, c->ip, route->id, r->id);
+        torii_client_error(c, 502, "the upstream host name does not resolve");
+        return;
+    }
+    if (!fresh)
+        torii_addr_format((const struct sockaddr *)&r->up_addr.sa, r->up_addr_text, sizeof r->up_addr_text);
+    up = fresh ? torii_upstream_connect(w, &r->up_addr) : torii_upstream_get(w, &r->up_addr);
     if (!up) {
-        torii_log_error("connect() to upstream %s failed: %s, client: %s, route: %s, request_id: %s",
-                        r->node->addr_text, strerror(errno), c->ip, route->id, r->id);
+        torii_log_error("connect() to upstream %s failed: %s, client: %s, route: %s, request_id: %s", r->up_addr_text,
+                        strerror(errno), c->ip, route->id, r->id);
         torii_client_error(c, 502, "cannot connect to the upstream");
         return;
     }
@@ -405,7 +416,7 @@ static void retry_later(torii_client_t *c, const char *why)
     detach_upstream(c, false);
     torii_pick_try_ended(r, now, true);
     r->retries++;
-    torii_log_warn("upstream %s: %s; retry %u of %u in %.0f ms, route: %s, request_id: %s", r->node->addr_text, why,
+    torii_log_warn("upstream %s: %s; retry %u of %u in %.0f ms, route: %s, request_id: %s", r->up_addr_text, why,
                    r->retries, rc->count, delay * 1000, r->route->id, r->id);
     torii_pick_backoff(r, true);
     torii_timer_arm(c->w->loop, &c->retry_timer, delay);
@@ -435,7 +446,7 @@ void torii_driver_upstream_error(torii_upstream_t *up, torii_uperr_t kind, int e
         r->try_error = timeout ? TORII_TRY_TIMEOUT : TORII_TRY_TCP;
     if (may_retry(r, up, kind)) {
         torii_log_info("upstream %s: reused connection failed (%s), retrying on a new one, request_id: %s",
-                       r->node->addr_text, err ? strerror(err) : "closed", r->id);
+                       r->up_addr_text, err ? strerror(err) : "closed", r->id);
         detach_upstream(c, false);
         connect_upstream(c, true);
         return;
@@ -449,7 +460,7 @@ void torii_driver_upstream_error(torii_upstream_t *up, torii_uperr_t kind, int e
         return;
     }
     torii_log_error("upstream %s: %s%s%s while %s, client: %s, request: \"%.*s %.*s\", route: %s, request_id: %s",
-                    r->node->addr_text, kind == TORII_UPERR_IO && err == 0 ? "closed the connection" : uperr_text(kind),
+                    r->up_addr_text, kind == TORII_UPERR_IO && err == 0 ? "closed the connection" : uperr_text(kind),
                     err && !timeout ? ": " : "", err && !timeout ? strerror(err) : "",
                     r->response_started ? "reading the response body" : "proxying the request", c->ip,
                     (int)r->head.method_name.n, r->head.method_name.p, (int)r->head.target.n, r->head.target.p,
@@ -470,8 +481,8 @@ void torii_driver_upstream_eof(torii_upstream_t *up)
 static void upstream_invalid(torii_client_t *c, const char *why)
 {
     torii_request_t *r = c->req;
-    torii_log_error("upstream %s sent an invalid response: %s, client: %s, route: %s, request_id: %s",
-                    r->node->addr_text, why, c->ip, r->route->id, r->id);
+    torii_log_error("upstream %s sent an invalid response: %s, client: %s, route: %s, request_id: %s", r->up_addr_text,
+                    why, c->ip, r->route->id, r->id);
     fail_request(c, 502, "invalid response from the upstream");
 }
 

@@ -31,9 +31,9 @@ typedef enum { OK_STATUS, FAIL_HTTP, FAIL_TCP, FAIL_TIMEOUT } outcome_t;
 typedef struct probe_s {
     struct probe_s *next;
     torii_loop_t *loop;
-    torii_addr_t addr;
-    char key[320];   /* "upstream|host:port" in the zone */
-    char label[320]; /* for logs */
+    torii_node_conf_t node; /* the node's address, port and host name (referenced) only */
+    char key[320];          /* "upstream|host:port" in the zone */
+    char label[320];        /* for logs */
     char req[1024];
     size_t reqlen, sent;
     int fd;
@@ -217,10 +217,12 @@ static void on_deadline(torii_loop_t *loop, torii_timer_t *t, int revents)
 static void on_tick(torii_loop_t *loop, torii_timer_t *t, int revents)
 {
     probe_t *p = t->data;
+    torii_addr_t addr;
     int in_progress = 0;
     (void)loop, (void)revents;
     p->sent = p->got = 0;
-    p->fd = torii_sock_connect(&p->addr, &in_progress);
+    /* A host name's node: its current address (they take turns, as tries do). */
+    p->fd = torii_node_addr(&p->node, &addr) ? torii_sock_connect(&addr, &in_progress) : -1;
     if (p->fd < 0) {
         judge(p, FAIL_TCP, 0);
         schedule(p);
@@ -242,7 +244,9 @@ static void add_probe(torii_worker_t *w, const torii_upstream_conf_t *u, const t
     if (!p)
         abort();
     p->loop = w->loop;
-    p->addr = node->addr;
+    p->node = (torii_node_conf_t){.addr = node->addr, .port = node->port, .dns = node->dns};
+    if (p->node.dns) /* the probe may outlive the configuration */
+        torii_dns_name_ref(p->node.dns);
     p->fd = -1;
     node_key(u, node, p->key, sizeof p->key);
     snprintf(p->label, sizeof p->label, "upstream %s node %s", u->id ? u->id : "(inline)", node->text);
@@ -285,6 +289,7 @@ void torii_health_stop(torii_worker_t *w)
             torii_io_stop(w->loop, &p->io);
             close(p->fd);
         }
+        torii_dns_name_release(p->node.dns);
         free(p);
     }
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "event/dns_cache.h"
 #include "event/sock.h"
 #include "proxy/client.h"
 #include "proxy/cosocket.h"
@@ -252,6 +253,7 @@ static void cleanup(torii_worker_t *w)
         free(w->free_reqs[i]);
     torii_worker_reload_close(w);
     torii_health_stop(w);
+    torii_dns_cache_detach();
     torii_budget_stop();
     torii_timers_shutdown();
     torii_gen_release(w->gen); /* the last reference: requests are gone */
@@ -292,6 +294,7 @@ int torii_worker_run(torii_config_t *conf, uint64_t gen_id, const int *listen_fd
     if (getrandom(&w.seed, sizeof w.seed, GRND_NONBLOCK) != sizeof w.seed)
         w.seed = (uint32_t)getpid() * 2654435761u;
     torii_timers_attach(w.loop);
+    torii_dns_cache_attach(w.loop, &w.conf->resolver); /* host names refreshed on their TTL */
     torii_cosocket_attach(&w);
     torii_budget_start(w.conf->lua_cpu_budget_ms);
     torii_vm_init_worker(w.gen->vm);

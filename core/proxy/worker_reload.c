@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "event/dns_cache.h"
 #include "lua/budget.h"
 #include "lua/vm.h"
 #include "process/reload_msg.h"
@@ -82,6 +83,7 @@ static void commit(torii_worker_t *w, uint64_t id)
     w->conf = w->gen->conf;
     apply_logs(old->conf, w->conf);
     torii_budget_set(w->conf->lua_cpu_budget_ms);
+    torii_dns_cache_configure(&w->conf->resolver);
     torii_vm_init_worker(w->gen->vm);
     torii_health_start(w); /* the probes of the new generation's upstreams */
     /* Say so first: freeing the old generation (its VM, router and

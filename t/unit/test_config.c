@@ -291,6 +291,39 @@ TEST(missing_file)
     CHECK_STR(err, "/nonexistent/torii.yaml: cannot open: No such file or directory");
 }
 
+TEST(resolver)
+{
+    char text[64];
+    torii_config_t *c = load(MIN "resolver:\n  nameservers: [\"10.0.0.2\", \"127.0.0.1:5353\", \"[::1]:53\"]\n"
+                                 "  timeout: 500ms\n  retries: 0\n  valid: 30s\n  min_ttl: 2s\n  stale: 0s\n"
+                                 "upstreams:\n  - id: u\n    nodes: [\"10.0.0.9:80\", \"localhost:81\"]\n");
+    CHECK(c != NULL);
+    if (!c)
+        return;
+    CHECK_INT(c->resolver.servers.nns, 3);
+    torii_addr_format((struct sockaddr *)&c->resolver.servers.ns[0].sa, text, sizeof text);
+    CHECK_STR(text, "10.0.0.2:53");
+    torii_addr_format((struct sockaddr *)&c->resolver.servers.ns[1].sa, text, sizeof text);
+    CHECK_STR(text, "127.0.0.1:5353");
+    CHECK_INT(c->resolver.servers.timeout_ms, 500);
+    CHECK_INT(c->resolver.servers.retries, 0);
+    CHECK_INT(c->resolver.valid_ms, 30000);
+    CHECK_INT(c->resolver.min_ttl_ms, 2000);
+    CHECK_INT(c->resolver.max_ttl_ms, 3600000);
+    CHECK_INT(c->resolver.stale_ms, 0);
+    /* IP literals need no resolver */
+    CHECK(c->upstreams[0]->nodes[0].dns == NULL && c->upstreams[0]->nodes[1].dns == NULL);
+    CHECK_STR(c->upstreams[0]->nodes[1].addr_text, "127.0.0.1:81");
+    torii_config_free(c);
+    c = load(MIN);
+    CHECK(c && c->resolver.servers.nns == 0 && c->resolver.servers.timeout_ms == 2000 &&
+          c->resolver.servers.retries == 2 && c->resolver.min_ttl_ms == 1000 && c->resolver.stale_ms == 3600000);
+    torii_config_free(c);
+    CHECK(fails_with(MIN "resolver: {max_ttl: 0s}\n", "t.yaml:2: resolver.max_ttl: must be at least 1s, got 0ms"));
+    CHECK(fails_with(MIN "upstreams:\n  - id: u\n    nodes: [{host: \"a..b\", port: 1}]\n",
+                     "t.yaml:4: upstreams[0].nodes[0]: invalid host \"a..b\": invalid host name"));
+}
+
 int main(void)
 {
     RUN(minimal_and_defaults);
@@ -306,5 +339,6 @@ int main(void)
     RUN(yaml12_scalars);
     RUN(includes);
     RUN(missing_file);
+    RUN(resolver);
     return unit_report("test_config");
 }
