@@ -1,5 +1,7 @@
 /* ffi.c — the functions Lua calls (declared in ffi.h and lua/torii/ffi.lua). */
 #include <stdlib.h>
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "base/log.h"
@@ -343,6 +345,25 @@ int torii_ffi_resp_header(struct torii_request_s *r, int op, const char *name, s
         return fail(TORII_FFI_DECLINED, "framing and hop-by-hop headers are torii's own");
     append_edit(r, &r->resp_edits, op, name, nlen, value, op == TORII_EDIT_CLEAR ? 0 : vlen);
     return TORII_FFI_OK;
+}
+
+/* A number as Lua's tostring writes it ("%.14g"; NaN without a sign). */
+static size_t number_text(double v, char *buf, size_t cap)
+{
+    int n = isnan(v) ? snprintf(buf, cap, "nan") : snprintf(buf, cap, "%.14g", v);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+int torii_ffi_resp_header_num(struct torii_request_s *r, int op, const char *name, size_t nlen, double v)
+{
+    char buf[32];
+    return torii_ffi_resp_header(r, op, name, nlen, buf, number_text(v, buf, sizeof buf));
+}
+
+int torii_ffi_up_header_num(struct torii_request_s *r, int op, const char *name, size_t nlen, double v)
+{
+    char buf[32];
+    return torii_ffi_up_header(r, op, name, nlen, buf, number_text(v, buf, sizeof buf));
 }
 
 int torii_ffi_resp_body_chunk(struct torii_request_s *r, const char **p, size_t *n, int *eof)

@@ -31,6 +31,7 @@
 #define TORII_PHASE_LOG           4
 #define TORII_PHASE_BODY_FILTER   5
 #define TORII_PHASE_TIMER         6 /* a torii.timer callback (no request) */
+#define TORII_PHASE_BALANCER      7 /* before each try: may choose its node or upstream */
 
 struct torii_request_s;
 struct torii_shdict_s;
@@ -71,6 +72,7 @@ int torii_ffi_req_param(struct torii_request_s *r, const char *name, size_t nlen
 /* The upstream request: op 0 sets (replacing the client's), 1 adds, 2 clears. */
 int torii_ffi_up_header(struct torii_request_s *r, int op, const char *name, size_t nlen, const char *value,
                         size_t vlen);
+int torii_ffi_up_header_num(struct torii_request_s *r, int op, const char *name, size_t nlen, double v);
 
 /* The upstream request's line: its target (origin form, path and query),
  * method and Host; get_target gives the current one (set or as received). */
@@ -87,6 +89,24 @@ int torii_ffi_up_upstream(struct torii_request_s *r, const char *id, size_t n);
  * (the node the loader compiled; traffic-split's weighted_upstreams). */
 int torii_ffi_up_upstream_inline(struct torii_request_s *r, const void *u);
 
+/* The balancer phase (before each try, the first and every retry): send
+ * this try to a node of its upstream (its id, or its "host:port" as
+ * configured), or to another upstream (an id of upstreams:), whose
+ * balancer then picks the node unless a node of it is chosen after. A
+ * node chosen so is tried even when health checks have it down. */
+int torii_ffi_bal_set_node(struct torii_request_s *r, const char *name, size_t n);
+int torii_ffi_bal_set_upstream(struct torii_request_s *r, const char *id, size_t n);
+
+/* This try: *try_no 1 for the first, 2 for the first retry...; how the
+ * last one failed (*last 0 none, 1 connect error or reset, 2 timeout, 3
+ * a status the upstream's retry.on lists) and its status (0: none). */
+int torii_ffi_bal_try(struct torii_request_s *r, int *try_no, int *last, int *last_status);
+
+/* Node i of the upstream this try goes to (as chosen so far): its id
+ * (empty if none), "host:port", weight and health; NOT_FOUND past the end. */
+int torii_ffi_bal_node(struct torii_request_s *r, int i, const char **id, size_t *idlen, const char **name,
+                       size_t *namelen, int *weight, int *down);
+
 /* The request's consumer, once an authentication plugin knows it (for
  * upstreams that hash on the consumer). */
 int torii_ffi_req_set_consumer(struct torii_request_s *r, const char *p, size_t n);
@@ -96,6 +116,10 @@ int torii_ffi_req_set_consumer(struct torii_request_s *r, const char *p, size_t 
  * an answer from Lua instead of the upstream (rewrite, access). */
 int torii_ffi_resp_header(struct torii_request_s *r, int op, const char *name, size_t nlen, const char *value,
                           size_t vlen);
+
+/* The same with a number for the value, written as Lua's tostring would:
+ * plugins setting counters in headers make no Lua string per request. */
+int torii_ffi_resp_header_num(struct torii_request_s *r, int op, const char *name, size_t nlen, double v);
 int torii_ffi_resp_status(struct torii_request_s *r);
 
 /* body_filter: the response body piece passing now (eof: the last call,

@@ -146,6 +146,7 @@ static const char *refusal(int phase)
     case TORII_PHASE_LOG:
         return "cannot wait in log (only rewrite, access and timer callbacks may wait: "
                "torii.timer.at(0, fn) runs fn after the response)";
+    case TORII_PHASE_BALANCER: return "cannot wait in balancer (only rewrite, access and timer callbacks may wait)";
     case TORII_PHASE_TIMER: return "cannot wait: the worker is stopping";
     default: return "cannot wait here (only rewrite, access and timer callbacks may wait; not init or init_worker)";
     }

@@ -80,6 +80,17 @@ static void connect_upstream(torii_client_t *c, bool fresh)
     torii_upstream_t *up;
     const torii_retry_conf_t *rc = route->upstream ? &torii_pick_base(r)->retry : NULL;
     const char *why = NULL;
+    if (!fresh && torii_vm_route_runs(r->gen->vm, route, TORII_PHASE_BALANCER)) {
+        /* Before each try; it may not wait (the waiting calls refuse in
+         * this phase), so it is over when the resume returns. */
+        int rc = torii_vm_run_phase(r->gen->vm, r, TORII_PHASE_BALANCER);
+        if (rc != TORII_OK) {
+            if (rc == TORII_AGAIN) /* cannot happen: nothing waits here */
+                torii_log_error("a plugin waited in the balancer phase, route: %s, request_id: %s", route->id, r->id);
+            fail_request(c, 500, "a plugin failed in the balancer phase");
+            return;
+        }
+    }
     if (!fresh && !torii_pick_node(r, torii_loop_now(w->loop), &why)) {
         torii_log_error("%s, route: %s, request_id: %s", why, route->id, r->id);
         torii_client_error(c, 503, why);

@@ -34,11 +34,12 @@ static torii_str_t hash_key(const torii_request_t *r, const torii_upstream_conf_
     return key;
 }
 
-/* Where the next try goes: the first to the route's upstream; a retry to
- * the failed node's retry_to (a node of its upstream, or an upstream),
- * else to the upstream's retry.to, else to another node of the same
- * upstream. *forced: a node chosen by retry_to, or -1. */
-static const torii_upstream_conf_t *target(torii_request_t *r, int *forced)
+/* Where the next try goes by the configuration: the first to the
+ * route's upstream; a retry to the failed node's retry_to (a node of its
+ * upstream, or an upstream), else to the upstream's retry.to, else to
+ * another node of the same upstream. *forced: a node chosen by retry_to,
+ * or -1. */
+static const torii_upstream_conf_t *configured_target(torii_request_t *r, int *forced)
 {
     const torii_upstream_conf_t *u = torii_pick_base(r);
     *forced = -1;
@@ -53,6 +54,25 @@ static const torii_upstream_conf_t *target(torii_request_t *r, int *forced)
     if (u->retry.to_up)
         return u->retry.to_up;
     return r->try_up;
+}
+
+/* ... unless the balancer phase chose the upstream or the node. */
+static const torii_upstream_conf_t *target(torii_request_t *r, int *forced)
+{
+    const torii_upstream_conf_t *u = configured_target(r, forced);
+    if (r->bal_up) {
+        u = r->bal_up;
+        *forced = -1;
+    }
+    if (r->bal_node)
+        *forced = (int)r->bal_node - 1;
+    return u;
+}
+
+const torii_upstream_conf_t *torii_pick_target(torii_request_t *r)
+{
+    int forced;
+    return r->route->upstream ? target(r, &forced) : NULL;
 }
 
 const torii_upstream_conf_t *torii_pick_base(torii_request_t *r)
@@ -160,6 +180,8 @@ bool torii_pick_node(torii_request_t *r, double now, const char **why)
     torii_str_t key = torii_str(NULL, 0);
     char buf[1024];
     int i;
+    r->bal_up = NULL; /* the balancer phase chooses for one try */
+    r->bal_node = 0;
     if (!u) { /* every route has one; keep a safe answer anyway */
         r->node = &r->route->nodes[0];
         return true;

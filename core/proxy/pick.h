@@ -13,6 +13,10 @@
  * node can take it. now: the loop's time. */
 bool torii_pick_node(torii_request_t *r, double now, const char **why);
 
+/* The upstream the next try goes to, as chosen so far (the balancer
+ * phase asks before it picks a node of it). */
+const struct torii_upstream_conf_s *torii_pick_target(torii_request_t *r);
+
 /* Within the upstream's circuit_breaker, may the request retry (retries
  * in flight, requests waiting to retry)? Why not in *why. */
 bool torii_pick_may_retry(torii_request_t *r, const char **why);

@@ -218,9 +218,17 @@ int torii_testmode_exchange_begin(lua_State *L, tm_gateway_t *gw)
     }
     if (torii_vm_route_has_plugins(gw->vm, x->r->route))
         rc = access_phases(x, timeout);
+    if (rc == TORII_OK && torii_vm_route_runs(gw->vm, x->r->route, TORII_PHASE_BALANCER)) {
+        /* One try: the balancer phase runs as before a worker's first
+         * try; a node it names is the one the request goes to. */
+        rc = torii_vm_run_phase(gw->vm, x->r, TORII_PHASE_BALANCER);
+        if (rc == TORII_AGAIN)
+            rc = TORII_ERROR;
+    }
     switch (rc) {
     case TORII_OK:
-        x->r->node = &x->r->route->nodes[0];
+        x->r->node =
+            &x->r->route->nodes[x->r->bal_node && x->r->bal_node <= x->r->route->nnodes ? x->r->bal_node - 1 : 0];
         lua_pushliteral(L, "upstream");
         return 2;
     case TORII_DONE:

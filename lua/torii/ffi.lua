@@ -26,15 +26,22 @@ int torii_ffi_req_filter(struct torii_request_s *r, const void *filter);
 int torii_ffi_req_param(struct torii_request_s *r, const char *name, size_t nlen, const char **value, size_t *vlen);
 int torii_ffi_up_header(struct torii_request_s *r, int op, const char *name, size_t nlen,
   const char *value, size_t vlen);
+int torii_ffi_up_header_num(struct torii_request_s *r, int op, const char *name, size_t nlen, double v);
 int torii_ffi_up_target(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_up_get_target(struct torii_request_s *r, const char **p, size_t *n);
 int torii_ffi_up_method(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_up_host(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_up_upstream(struct torii_request_s *r, const char *id, size_t n);
 int torii_ffi_up_upstream_inline(struct torii_request_s *r, const void *u);
+int torii_ffi_bal_set_node(struct torii_request_s *r, const char *name, size_t n);
+int torii_ffi_bal_set_upstream(struct torii_request_s *r, const char *id, size_t n);
+int torii_ffi_bal_try(struct torii_request_s *r, int *try_no, int *last, int *last_status);
+int torii_ffi_bal_node(struct torii_request_s *r, int i, const char **id, size_t *idlen, const char **name,
+                       size_t *namelen, int *weight, int *down);
 int torii_ffi_req_set_consumer(struct torii_request_s *r, const char *p, size_t n);
 int torii_ffi_resp_header(struct torii_request_s *r, int op, const char *name, size_t nlen,
   const char *value, size_t vlen);
+int torii_ffi_resp_header_num(struct torii_request_s *r, int op, const char *name, size_t nlen, double v);
 int torii_ffi_resp_status(struct torii_request_s *r);
 int torii_ffi_resp_body_chunk(struct torii_request_s *r, const char **p, size_t *n, int *eof);
 int torii_ffi_resp_set_body_chunk(struct torii_request_s *r, const char *p, size_t n);
@@ -86,7 +93,7 @@ end
 
 M.OK, M.ERROR, M.NOT_FOUND, M.BAD_PHASE, M.DECLINED, M.AGAIN = 0, -1, -2, -3, -4, -5
 M.REWRITE, M.ACCESS, M.HEADER_FILTER, M.LOG, M.BODY_FILTER, M.TIMER = 1, 2, 3, 4, 5, 6
-M.phase_names = { "rewrite", "access", "header_filter", "log", "body_filter", "timer" }
+M.phase_names = { "rewrite", "access", "header_filter", "log", "body_filter", "timer", "balancer" }
 
 -- A coroutine that waits yields (token, WAIT): C (a request's phase) or the
 -- runtime (a timer task) then knows the yield is torii's, and resumes the

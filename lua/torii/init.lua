@@ -103,14 +103,32 @@ local upstream = torii.upstream
 --- Replace (set), add to or clear a header of the upstream request
 --- (rewrite, access). Framing, hop-by-hop, Host and X-Forwarded-* headers
 --- are torii's own.
+-- Header values: a number is handed to C as a number, which writes it as
+-- tostring would. A counter in a header (X-RateLimit-Remaining) then makes
+-- no Lua string per request, each of which would be hashed, interned and
+-- later swept.
 function upstream.set_header(name, value)
-  check(C.torii_ffi_up_header(current("upstream.set_header"), 0, name, #name, tostring(value), #tostring(value)),
-    "upstream.set_header")
+  local r = current("upstream.set_header")
+  local rc
+  if type(value) == "number" then
+    rc = C.torii_ffi_up_header_num(r, 0, name, #name, value)
+  else
+    value = tostring(value)
+    rc = C.torii_ffi_up_header(r, 0, name, #name, value, #value)
+  end
+  check(rc, "upstream.set_header")
 end
 
 function upstream.add_header(name, value)
-  check(C.torii_ffi_up_header(current("upstream.add_header"), 1, name, #name, tostring(value), #tostring(value)),
-    "upstream.add_header")
+  local r = current("upstream.add_header")
+  local rc
+  if type(value) == "number" then
+    rc = C.torii_ffi_up_header_num(r, 1, name, #name, value)
+  else
+    value = tostring(value)
+    rc = C.torii_ffi_up_header(r, 1, name, #name, value, #value)
+  end
+  check(rc, "upstream.add_header")
 end
 
 function upstream.clear_header(name)
@@ -215,13 +233,27 @@ end
 --- Set (replace), add or clear a header of the response the client gets,
 --- proxied or from exit (rewrite, access, header_filter).
 function response.set_header(name, value)
-  local v = tostring(value)
-  check(C.torii_ffi_resp_header(current("response.set_header"), 0, name, #name, v, #v), "response.set_header")
+  local r = current("response.set_header")
+  local rc
+  if type(value) == "number" then -- see upstream.set_header
+    rc = C.torii_ffi_resp_header_num(r, 0, name, #name, value)
+  else
+    value = tostring(value)
+    rc = C.torii_ffi_resp_header(r, 0, name, #name, value, #value)
+  end
+  check(rc, "response.set_header")
 end
 
 function response.add_header(name, value)
-  local v = tostring(value)
-  check(C.torii_ffi_resp_header(current("response.add_header"), 1, name, #name, v, #v), "response.add_header")
+  local r = current("response.add_header")
+  local rc
+  if type(value) == "number" then
+    rc = C.torii_ffi_resp_header_num(r, 1, name, #name, value)
+  else
+    value = tostring(value)
+    rc = C.torii_ffi_resp_header(r, 1, name, #name, value, #value)
+  end
+  check(rc, "response.add_header")
 end
 
 function response.clear_header(name)
@@ -430,6 +462,59 @@ function torii.sleep(seconds)
   coroutine.yield(torii._token, WAIT)
 end
 
+--- The balancer phase: a plugin's `balancer(conf, ctx)` runs before each
+--- try (the first and every retry) and may choose where that try goes;
+--- what it does not choose, the upstream's balancer and retry settings do.
+--- It may not wait. These functions work in that phase only.
+torii.balancer = {}
+local bal_try, bal_last, bal_status = ffi.new("int[1]"), ffi.new("int[1]"), ffi.new("int[1]")
+local bal_weight, bal_down = ffi.new("int[1]"), ffi.new("int[1]")
+local failures = { "connect_error", "timeout", "status" }
+
+--- Send this try to a node of its upstream, named by its id or its
+--- "host:port" as configured (tried even if health checks have it down).
+--- true, or nil and why.
+function torii.balancer.set_node(name)
+  name = tostring(name)
+  local rc = C.torii_ffi_bal_set_node(current("balancer.set_node"), name, #name)
+  if rc == tffi.NOT_FOUND then return nil, tffi.errmsg() end
+  check(rc, "balancer.set_node")
+  return true
+end
+
+--- Send this try to another upstream (an id of `upstreams:`); its balancer
+--- picks the node unless set_node is called after. true, or nil and why.
+function torii.balancer.set_upstream(id)
+  id = tostring(id)
+  local rc = C.torii_ffi_bal_set_upstream(current("balancer.set_upstream"), id, #id)
+  if rc == tffi.NOT_FOUND then return nil, tffi.errmsg() end
+  check(rc, "balancer.set_upstream")
+  return true
+end
+
+--- This try's number (1 for the first), and for a retry how the last try
+--- failed ("connect_error", "timeout" or "status") and its status.
+function torii.balancer.get_try()
+  check(C.torii_ffi_bal_try(current("balancer.get_try"), bal_try, bal_last, bal_status), "balancer.get_try")
+  local last = failures[bal_last[0]]
+  return bal_try[0], last, last and bal_status[0] ~= 0 and bal_status[0] or nil
+end
+
+--- The nodes of the upstream this try goes to (as chosen so far):
+--- { {id = ..., address = "host:port", weight = n, down = bool}, ... }.
+function torii.balancer.get_nodes()
+  local r = current("balancer.get_nodes")
+  local out = {}
+  for i = 0, 65535 do
+    local rc = C.torii_ffi_bal_node(r, i, p, n, p2, n2, bal_weight, bal_down)
+    if rc == tffi.NOT_FOUND then break end
+    check(rc, "balancer.get_nodes")
+    out[i + 1] = { id = n[0] > 0 and ffi_string(p[0], n[0]) or nil, address = ffi_string(p2[0], n2[0]),
+                   weight = bal_weight[0], down = bal_down[0] ~= 0 }
+  end
+  return out
+end
+
 --- Consumers (`consumers:` in the configuration): find one by a field of
 --- its configuration for a plugin, then attach it to the request.
 torii.consumer = {}
@@ -440,15 +525,17 @@ local indexes = {}
 
 --- The consumer whose `plugin` configuration has `field` == value, or nil.
 function torii.consumer.find(plugin, field, value)
-  local key = plugin .. "\0" .. field
-  local index = indexes[key]
+  local by_field = indexes[plugin] -- two levels: no key string made per request
+  local index = by_field and by_field[field]
   if not index then
     index = {}
     for _, c in ipairs(torii.consumer._by_plugin[plugin] or {}) do
       local v = c.conf[field]
       if v ~= nil then index[v] = c end
     end
-    indexes[key] = index
+    by_field = by_field or {}
+    by_field[field] = index
+    indexes[plugin] = by_field
   end
   return index[value]
 end

@@ -10,7 +10,9 @@ local M = {}
 local tjson = require "torii.json"
 M.array_mt = tjson.array_mt
 
-local PHASES = { "rewrite", "access", "header_filter", "log", "body_filter" }
+-- Phase numbers (core/lua/ffi.h) -> names; 6 is a timer callback's.
+local PHASES = { "rewrite", "access", "header_filter", "log", "body_filter", nil, "balancer" }
+local PLUGIN_PHASES = { 1, 2, 7, 3, 5, 4 } -- in request order
 local OK, EXIT, ERROR = 0, 1, 2
 
 local bit = require "bit"
@@ -59,7 +61,8 @@ local function load_plugin(name, dirs)
         if p.schema ~= nil and type(p.schema) ~= "table" then
           return nil, ("plugin %q: schema must be a table"):format(name)
         end
-        for _, phase in ipairs(PHASES) do
+        for _, pn in ipairs(PLUGIN_PHASES) do
+          local phase = PHASES[pn]
           if p[phase] ~= nil and type(p[phase]) ~= "function" then
             return nil, ("plugin %q: %s must be a function"):format(name, phase)
           end
@@ -224,8 +227,8 @@ function M.init(conf)
   local consumer_mask = 0
   for _, set in pairs(consumer_sets) do
     for _, e in pairs(set) do
-      for p, name in ipairs(PHASES) do
-        if e.plugin[name] and consumer_mask % (2 ^ (p + 1)) < 2 ^ p then consumer_mask = consumer_mask + 2 ^ p end
+      for _, p in ipairs(PLUGIN_PHASES) do
+        if e.plugin[PHASES[p]] then consumer_mask = bit.bor(consumer_mask, bit.lshift(1, p)) end
       end
     end
   end
@@ -250,13 +253,13 @@ function M.init(conf)
     local mask, auth = 0, false
     for _, e in ipairs(chains[i]) do
       auth = auth or e.plugin.consumer_schema ~= nil
-      for p, name in ipairs(PHASES) do
-        if e.plugin[name] and mask % (2 ^ (p + 1)) < 2 ^ p then mask = mask + 2 ^ p end
+      for _, p in ipairs(PLUGIN_PHASES) do
+        if e.plugin[PHASES[p]] then mask = bit.bor(mask, bit.lshift(1, p)) end
       end
     end
     if auth then mask = bit.bor(mask, consumer_mask) end
     has[i] = mask
-    filters[i] = mask % 64 >= 32 -- body_filter is phase 5
+    filters[i] = bit.band(mask, 32) ~= 0 -- body_filter is phase 5
     ::continue::
   end
   return true, has, filters

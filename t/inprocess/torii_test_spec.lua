@@ -213,4 +213,42 @@ routes:
     assert.equal("hello", echo.body)
     assert.upstream_header("X-Probe", "p", res)
   end)
+
+  it("writes numbers in header values as tostring does", function()
+    local values = { 5, -3, 2.5, 1e20, 2 ^ 53, -0.0, 1 / 3, 0 / 0, 1 / 0, -1 / 0, 0.1, 1e-300 }
+    local gw = tt.new { plugins = { serverless = { phase = "access", functions = { [[
+      local values = { 5, -3, 2.5, 1e20, 2 ^ 53, -0.0, 1 / 3, 0 / 0, 1 / 0, -1 / 0, 0.1, 1e-300 }
+      return function()
+        local torii = require "torii"
+        for i, v in ipairs(values) do
+          torii.response.set_header("X-R" .. i, v)
+          torii.upstream.set_header("X-U" .. i, v)
+        end
+        torii.response.add_header("X-Add", 7)
+        torii.upstream.add_header("X-Add", 8)
+      end]] } } } }
+    local res = gw:request { path = "/n" }
+    assert.status(200, res)
+    for i, v in ipairs(values) do
+      assert.header("X-R" .. i, tostring(v), res)
+      assert.upstream_header("X-U" .. i, tostring(v), res)
+    end
+    assert.header("X-Add", "7", res)
+    assert.upstream_header("X-Add", "8", res)
+    gw:close()
+  end)
+
+  it("runs the balancer phase before the try", function()
+    local gw = tt.new { plugin_dirs = { "fixtures" }, plugins = { steer = {} } }
+    local res = gw:request { path = "/b" }
+    assert.status(200, res)
+    assert.header("X-Try", "1", res)
+    assert.header("X-Node-Count", "1", res)
+    res = gw:request { path = "/b", headers = { ["X-Node"] = "nowhere:1" } }
+    assert.status(500, res)
+    local said = {}
+    for _, l in ipairs(res.logs) do said[#said + 1] = l.message end
+    assert.matches("plugin steer failed in balancer: .*no node with this id or address", table.concat(said, "\n"))
+    gw:close()
+  end)
 end)
