@@ -102,6 +102,7 @@ typedef struct torii_upstream_conf_s {
         uint32_t nhealthy_statuses;
         uint32_t unhealthy_interval_ms, http_failures, tcp_failures, timeouts;
     } active;
+    bool all_down_fail;       /* all_down: fail (a 503 at once), else try a node anyway */
     uint32_t max_connections; /* circuit_breaker, per worker (0: no cap): tries in flight */
     uint32_t max_pending;     /* requests waiting to retry */
     uint32_t max_retries;     /* retries in flight */

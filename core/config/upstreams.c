@@ -464,6 +464,19 @@ static bool dec_note(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const t
     return torii_dec_expect(c, n, TORII_CN_STR);
 }
 
+/* all_down: what a try does when health checks have every node down. */
+static bool dec_all_down(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const torii_field_t *f)
+{
+    torii_upstream_conf_t *u = dst;
+    (void)f;
+    if (!torii_dec_expect(c, n, TORII_CN_STR))
+        return false;
+    if (strcmp(n->text, "try") != 0 && strcmp(n->text, "fail") != 0)
+        return torii_dctx_fail(c, n, "must be try (a node anyway) or fail (503 at once), got \"%s\"", n->text);
+    u->all_down_fail = strcmp(n->text, "fail") == 0;
+    return true;
+}
+
 static const torii_field_t upstream_fields[] = {
     {"id", torii_dec_string, offsetof(torii_upstream_conf_t, id), 1, 0, NULL, false},
     {"name", dec_note, 0, 0, 0, NULL, false},
@@ -475,6 +488,7 @@ static const torii_field_t upstream_fields[] = {
     {"retry", dec_retry, 0, 0, 0, NULL, false},
     {"circuit_breaker", torii_dec_object, 0, 0, 0, breaker_fields, false},
     {"checks", torii_dec_object, 0, 0, 0, checks_fields, false},
+    {"all_down", dec_all_down, 0, 0, 0, NULL, false},
     {0},
 };
 

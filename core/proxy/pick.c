@@ -209,7 +209,13 @@ bool torii_pick_node(torii_request_t *r, double now, const char **why)
         i = torii_balancer_pick(b, key.p, key.n, &r->tried, 0);
         if (i == TORII_BAL_ALL_TRIED) /* every node had its try: one may get another */
             i = torii_balancer_pick(b, key.p, key.n, NULL, 0);
-        if (i < 0) /* every node down: try anyway (health checks come later) */
+        if (i == TORII_BAL_ALL_DOWN && u->all_down_fail) {
+            static char msg[300];
+            snprintf(msg, sizeof msg, "every node of upstream %s is down", u->id ? u->id : "(inline)");
+            *why = msg;
+            return false;
+        }
+        if (i < 0) /* every node down: try one anyway, health checks may be wrong (all_down: try) */
             i = torii_balancer_pick(b, key.p, key.n, NULL, TORII_BAL_IGNORE_HEALTH);
         if (i < 0) {
             *why = "no upstream node can take the request";
