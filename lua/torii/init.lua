@@ -100,35 +100,31 @@ end
 
 local upstream = torii.upstream
 
---- Replace (set), add to or clear a header of the upstream request
---- (rewrite, access). Framing, hop-by-hop, Host and X-Forwarded-* headers
---- are torii's own.
 -- Header values: a number is handed to C as a number, which writes it as
 -- tostring would. A counter in a header (X-RateLimit-Remaining) then makes
 -- no Lua string per request, each of which would be hashed, interned and
--- later swept.
-function upstream.set_header(name, value)
-  local r = current("upstream.set_header")
+-- later swept. Called as a tail call, so that errors blame the plugin.
+local function edit_header(cfn, cfn_num, fname, op, name, value)
+  local r = current(fname)
   local rc
   if type(value) == "number" then
-    rc = C.torii_ffi_up_header_num(r, 0, name, #name, value)
+    rc = cfn_num(r, op, name, #name, value)
   else
     value = tostring(value)
-    rc = C.torii_ffi_up_header(r, 0, name, #name, value, #value)
+    rc = cfn(r, op, name, #name, value, #value)
   end
-  check(rc, "upstream.set_header")
+  check(rc, fname)
+end
+
+--- Replace (set), add to or clear a header of the upstream request
+--- (rewrite, access). Framing, hop-by-hop, Host and X-Forwarded-* headers
+--- are torii's own.
+function upstream.set_header(name, value)
+  return edit_header(C.torii_ffi_up_header, C.torii_ffi_up_header_num, "upstream.set_header", 0, name, value)
 end
 
 function upstream.add_header(name, value)
-  local r = current("upstream.add_header")
-  local rc
-  if type(value) == "number" then
-    rc = C.torii_ffi_up_header_num(r, 1, name, #name, value)
-  else
-    value = tostring(value)
-    rc = C.torii_ffi_up_header(r, 1, name, #name, value, #value)
-  end
-  check(rc, "upstream.add_header")
+  return edit_header(C.torii_ffi_up_header, C.torii_ffi_up_header_num, "upstream.add_header", 1, name, value)
 end
 
 function upstream.clear_header(name)
@@ -233,27 +229,11 @@ end
 --- Set (replace), add or clear a header of the response the client gets,
 --- proxied or from exit (rewrite, access, header_filter).
 function response.set_header(name, value)
-  local r = current("response.set_header")
-  local rc
-  if type(value) == "number" then -- see upstream.set_header
-    rc = C.torii_ffi_resp_header_num(r, 0, name, #name, value)
-  else
-    value = tostring(value)
-    rc = C.torii_ffi_resp_header(r, 0, name, #name, value, #value)
-  end
-  check(rc, "response.set_header")
+  return edit_header(C.torii_ffi_resp_header, C.torii_ffi_resp_header_num, "response.set_header", 0, name, value)
 end
 
 function response.add_header(name, value)
-  local r = current("response.add_header")
-  local rc
-  if type(value) == "number" then
-    rc = C.torii_ffi_resp_header_num(r, 1, name, #name, value)
-  else
-    value = tostring(value)
-    rc = C.torii_ffi_resp_header(r, 1, name, #name, value, #value)
-  end
-  check(rc, "response.add_header")
+  return edit_header(C.torii_ffi_resp_header, C.torii_ffi_resp_header_num, "response.add_header", 1, name, value)
 end
 
 function response.clear_header(name)

@@ -238,6 +238,20 @@ routes:
     gw:close()
   end)
 
+  it("blames the plugin's line for a refused header, whatever the value's type", function()
+    for _, value in ipairs({ '"5"', "5" }) do -- a string, then a number
+      local gw = tt.new { plugins = { serverless = { phase = "access", functions = {
+        "return function()\n require('torii').response.set_header('Content-Length', " .. value .. ")\nend" } } } }
+      local res = gw:request { path = "/n" }
+      assert.status(500, res)
+      local said = {}
+      for _, l in ipairs(res.logs) do said[#said + 1] = l.message end
+      assert.matches("serverless%[0%]:2: torii%.response%.set_header: framing and hop%-by%-hop headers",
+        table.concat(said, "\n"))
+      gw:close()
+    end
+  end)
+
   it("runs the balancer phase before the try", function()
     local gw = tt.new { plugin_dirs = { "fixtures" }, plugins = { steer = {} } }
     local res = gw:request { path = "/b" }
