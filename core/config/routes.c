@@ -240,7 +240,8 @@ static bool compile_split_upstreams(torii_dctx_t *c, const torii_cnode_t *conf)
         for (size_t k = 0; k < wus->n; k++) {
             const torii_cnode_t *wu = wus->items[k], *up;
             size_t wm;
-            if (wu->type != TORII_CN_MAP || !(up = torii_cnode_get(wu, "upstream")))
+            /* An upstream met again through a YAML alias is compiled once. */
+            if (wu->type != TORII_CN_MAP || !(up = torii_cnode_get(wu, "upstream")) || up->compiled)
                 continue;
             wm = torii_dctx_push_index(c, k);
             if (torii_cnode_get(wu, "upstream_id"))
@@ -265,7 +266,7 @@ bool torii_compile_plugin_confs(torii_dctx_t *c, const torii_cnode_t *plugins)
         if (strcmp(plugins->keys[i]->text, "traffic-split") == 0 && !compile_split_upstreams(c, conf))
             return false;
         if (conf->type == TORII_CN_MAP && (meta = torii_cnode_get(conf, "_meta")) && meta->type == TORII_CN_MAP &&
-            (filter = torii_cnode_get(meta, "filter"))) {
+            (filter = torii_cnode_get(meta, "filter")) && !filter->compiled) {
             torii_dctx_push_key(c, "_meta");
             torii_dctx_push_key(c, "filter");
             if (!torii_dec_expect(c, filter, TORII_CN_SEQ))

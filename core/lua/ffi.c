@@ -308,8 +308,12 @@ int torii_ffi_up_upstream(struct torii_request_s *r, const char *id, size_t n)
         return TORII_FFI_BAD_PHASE;
     /* In a worker the id is checked and the upstream kept now; torii test
      * has no generation and accepts it as it is. */
-    if (r->gen && !(r->base_up = torii_gen_upstream(r->gen, id, n)))
-        return fail(TORII_FFI_NOT_FOUND, "no upstream with this id in upstreams:");
+    if (r->gen) { /* a failed lookup keeps an earlier plugin's choice */
+        const torii_upstream_conf_t *u = torii_gen_upstream(r->gen, id, n);
+        if (!u)
+            return fail(TORII_FFI_NOT_FOUND, "no upstream with this id in upstreams:");
+        r->base_up = u;
+    }
     return TORII_FFI_OK;
 }
 
@@ -318,8 +322,12 @@ int torii_ffi_up_upstream_inline(struct torii_request_s *r, const void *u)
     CHECK_REQ(r);
     if (up_phase_check() != TORII_FFI_OK)
         return TORII_FFI_BAD_PHASE;
-    if (r->gen && !(r->base_up = torii_gen_upstream_inline(r->gen, u)))
-        return fail(TORII_FFI_NOT_FOUND, "not an upstream of this configuration");
+    if (r->gen) {
+        const torii_upstream_conf_t *up = torii_gen_upstream_inline(r->gen, u);
+        if (!up)
+            return fail(TORII_FFI_NOT_FOUND, "not an upstream of this configuration");
+        r->base_up = up;
+    }
     return TORII_FFI_OK;
 }
 
@@ -347,7 +355,9 @@ int torii_ffi_resp_header(struct torii_request_s *r, int op, const char *name, s
     return TORII_FFI_OK;
 }
 
-/* A number as Lua's tostring writes it ("%.14g"; NaN without a sign). */
+/* A number as Lua's tostring writes it: "%.14g", NaN without a sign.
+ * (C rounds exact ties of the 14th digit to even where LuaJIT may not;
+ * torii keeps the C locale, so the decimal point is always a dot.) */
 static size_t number_text(double v, char *buf, size_t cap)
 {
     int n = isnan(v) ? snprintf(buf, cap, "nan") : snprintf(buf, cap, "%.14g", v);

@@ -83,9 +83,11 @@ static void connect_upstream(torii_client_t *c, bool fresh)
     if (!fresh && torii_vm_route_runs(r->gen->vm, route, TORII_PHASE_BALANCER)) {
         /* Before each try; it may not wait (the waiting calls refuse in
          * this phase), so it is over when the resume returns. */
-        int rc = torii_vm_run_phase(r->gen->vm, r, TORII_PHASE_BALANCER);
-        if (rc != TORII_OK) {
-            if (rc == TORII_AGAIN) /* cannot happen: nothing waits here */
+        int prc;
+        torii_pick_refresh(r, torii_loop_now(w->loop)); /* get_nodes() sees current health */
+        prc = torii_vm_run_phase(r->gen->vm, r, TORII_PHASE_BALANCER);
+        if (prc != TORII_OK) {
+            if (prc == TORII_AGAIN) /* cannot happen: nothing waits here */
                 torii_log_error("a plugin waited in the balancer phase, route: %s, request_id: %s", route->id, r->id);
             fail_request(c, 500, "a plugin failed in the balancer phase");
             return;

@@ -172,6 +172,15 @@ static void passive(torii_gen_t *g, const torii_upstream_conf_t *u, int i, const
                    u->id ? u->id : "(inline)", u->nodes[i].text, u->passive.cooldown_ms / 1000.0, count, kind);
 }
 
+void torii_pick_refresh(torii_request_t *r, double now)
+{
+    const torii_upstream_conf_t *u = torii_pick_target(r);
+    if (!u)
+        return;
+    torii_health_sync(r->gen, u, now);
+    recheck(r->gen, u, r->gen->bal[u->index], now);
+}
+
 bool torii_pick_node(torii_request_t *r, double now, const char **why)
 {
     int forced = -1;
@@ -210,9 +219,8 @@ bool torii_pick_node(torii_request_t *r, double now, const char **why)
         if (i == TORII_BAL_ALL_TRIED) /* every node had its try: one may get another */
             i = torii_balancer_pick(b, key.p, key.n, NULL, 0);
         if (i == TORII_BAL_ALL_DOWN && u->all_down_fail) {
-            static char msg[300];
-            snprintf(msg, sizeof msg, "every node of upstream %s is down", u->id ? u->id : "(inline)");
-            *why = msg;
+            /* A fixed text: it goes to the client; the log line names the route. */
+            *why = "every node of the upstream is down (all_down: fail)";
             return false;
         }
         if (i < 0) /* every node down: try one anyway, health checks may be wrong (all_down: try) */

@@ -17,6 +17,10 @@ bool torii_pick_node(torii_request_t *r, double now, const char **why);
  * phase asks before it picks a node of it). */
 const struct torii_upstream_conf_s *torii_pick_target(torii_request_t *r);
 
+/* Bring the health states of that upstream up to date (active checks'
+ * shared states, passive cool-downs over), as a pick does first. */
+void torii_pick_refresh(torii_request_t *r, double now);
+
 /* Within the upstream's circuit_breaker, may the request retry (retries
  * in flight, requests waiting to retry)? Why not in *why. */
 bool torii_pick_may_retry(torii_request_t *r, const char **why);

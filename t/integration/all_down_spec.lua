@@ -1,7 +1,7 @@
 -- When health checks have every node of an upstream down: by default a
 -- try goes to one anyway (the checks may be wrong, and a 5xx from the
 -- node says more than torii's own 503); `all_down: fail` answers 503 at
--- once, naming the upstream, and sends nothing upstream.
+-- once and sends nothing upstream.
 
 local gateway = require "gateway"
 local http = require "http"
@@ -53,9 +53,9 @@ describe("every node down", function()
     local resp = get("/f/x")
     assert.are.equal(503, resp.status)
     assert.is_nil(resp:header("X-Upstream-Id"))
-    assert.matches("every node of upstream fails is down", resp.body)
+    assert.matches("every node of the upstream is down %(all_down: fail%)", resp.body)
     assert.are.equal(before + 1, testutil.upstream_requests(sick)) -- only the /__stats question
-    assert.is_truthy(gw:wait_log("every node of upstream fails is down", 2))
+    assert.is_truthy(gw:wait_log("every node of the upstream is down %(all_down: fail%)", 2))
   end)
 
   it("checks the setting", function()

@@ -125,6 +125,56 @@ routes:
     third:stop()
   end)
 
+  it("compiles an inline upstream once when YAML aliases share it", function()
+    local probed = gateway.mock({ id = "probed" })
+    local g2 = gateway.start { config_text = ([[
+listen: 127.0.0.1:${PORT}
+workers: 1
+log: {error: logs/error.log, access: logs/access.log}
+routes:
+  - id: a
+    uri: /a
+    upstream: {nodes: ["127.0.0.1:%d"]}
+    plugins: &split
+      traffic-split:
+        rules:
+          - weighted_upstreams:
+              - upstream:
+                  nodes: ["127.0.0.1:%d"]
+                  checks: {active: {http_path: /probe, healthy: {interval: 100ms}}}
+  - {id: b, uri: /b, upstream: {nodes: ["127.0.0.1:%d"]}, plugins: *split}
+  - {id: c, uri: /c, upstream: {nodes: ["127.0.0.1:%d"]}, plugins: *split}
+]]):format(old.port, probed.port, old.port, old.port) }
+    local testutil = require "testutil"
+    local before = testutil.upstream_requests(probed)
+    require("proc").sleep(1)
+    local probes = testutil.upstream_requests(probed) - before - 1
+    -- one prober every 100 ms: about 10; three copies of the upstream would make about 30
+    assert.is_true(probes >= 5 and probes <= 14, "probes in 1 s: " .. probes)
+    assert.are.equal("probed", assert(http.get(g2.port, "/b", { timeout = 5 })):header("X-Upstream-Id"))
+    g2:cleanup()
+    probed:stop()
+  end)
+
+  it("a failed set_upstream keeps the upstream an earlier plugin chose", function()
+    local g2 = gateway.start { config = {
+      workers = 1,
+      upstreams = { { id = "new-api", nodes = { "127.0.0.1:" .. new.port } } },
+      routes = { { id = "r", uri = "/x", upstream = { nodes = { "127.0.0.1:" .. old.port } },
+        plugins = {
+          ["traffic-split"] = { rules = { { weighted_upstreams = { { upstream_id = "new-api" } } } } },
+          serverless = { phase = "access", _meta = { priority = 1 }, functions = { [[return function()
+            local ok, err = require("torii").upstream.set_upstream("ghost")
+            assert(ok == nil and err:find("no upstream with this id"))
+          end]] } },
+        } } },
+    } }
+    local resp = assert(http.get(g2.port, "/x", { timeout = 5 }))
+    assert.are.equal(200, resp.status)
+    assert.are.equal("new", resp:header("X-Upstream-Id"))
+    g2:cleanup()
+  end)
+
   it("checks an inline upstream when the configuration loads, naming where", function()
     local check = require("testutil").config_error
     local err = check([[
