@@ -442,9 +442,9 @@ static bool dec_active(torii_dctx_t *c, const torii_cnode_t *n, void *dst, const
         static const char *const http_only[][2] = {
             {NULL, "http_path"}, {NULL, "host"}, {"healthy", "http_statuses"}, {"unhealthy", "http_failures"}};
         for (size_t i = 0; i < sizeof http_only / sizeof http_only[0]; i++) {
-            const torii_cnode_t *in = http_only[i][0] ? torii_cnode_get(n, http_only[i][0]) : n;
-            if (in && in->type == TORII_CN_MAP && torii_cnode_get(in, http_only[i][1]))
-                return torii_dctx_fail(c, n, "%s%s%s is for http probes; a tcp probe only connects",
+            const torii_cnode_t *in = http_only[i][0] ? torii_cnode_get(n, http_only[i][0]) : n, *at;
+            if (in && in->type == TORII_CN_MAP && (at = torii_cnode_get(in, http_only[i][1])))
+                return torii_dctx_fail(c, at, "%s%s%s is for http probes; a tcp probe only connects",
                                        http_only[i][0] ? http_only[i][0] : "", http_only[i][0] ? "." : "",
                                        http_only[i][1]);
         }
