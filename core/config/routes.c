@@ -261,12 +261,19 @@ static bool compile_split_upstreams(torii_dctx_t *c, const torii_cnode_t *conf)
 bool torii_compile_plugin_confs(torii_dctx_t *c, const torii_cnode_t *plugins)
 {
     for (size_t i = 0; i < plugins->n; i++) {
-        const torii_cnode_t *conf = plugins->items[i], *meta, *filter;
+        const torii_cnode_t *conf = plugins->items[i];
+        const torii_cnode_t *meta = conf->type == TORII_CN_MAP ? torii_cnode_get(conf, "_meta") : NULL;
+        const torii_cnode_t *off = NULL, *filter = NULL;
         size_t mark = torii_dctx_push_key(c, plugins->keys[i]->text);
-        if (strcmp(plugins->keys[i]->text, "traffic-split") == 0 && !compile_split_upstreams(c, conf))
+        if (meta && meta->type == TORII_CN_MAP) {
+            off = torii_cnode_get(meta, "disable");
+            filter = torii_cnode_get(meta, "filter");
+        }
+        /* A disabled instance never runs: its upstreams are not built (nor probed). */
+        if (strcmp(plugins->keys[i]->text, "traffic-split") == 0 && !(off && off->type == TORII_CN_BOOL && off->v.b) &&
+            !compile_split_upstreams(c, conf))
             return false;
-        if (conf->type == TORII_CN_MAP && (meta = torii_cnode_get(conf, "_meta")) && meta->type == TORII_CN_MAP &&
-            (filter = torii_cnode_get(meta, "filter")) && !filter->compiled) {
+        if (filter && !filter->compiled) { /* compiled once when YAML aliases share it */
             torii_dctx_push_key(c, "_meta");
             torii_dctx_push_key(c, "filter");
             if (!torii_dec_expect(c, filter, TORII_CN_SEQ))

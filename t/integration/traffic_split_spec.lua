@@ -156,6 +156,24 @@ routes:
     probed:stop()
   end)
 
+  it("builds no upstream for a disabled instance", function()
+    local probed = gateway.mock({ id = "probed" })
+    local g2 = gateway.start { config = {
+      workers = 1,
+      routes = { { id = "r", uri = "/x", upstream = { nodes = { "127.0.0.1:" .. old.port } },
+        plugins = { ["traffic-split"] = { _meta = { disable = true }, rules = { { weighted_upstreams = {
+          { upstream = { nodes = { "127.0.0.1:" .. probed.port },
+                         checks = { active = { healthy = { interval = "100ms" } } } } } } } } } } } },
+    } }
+    local testutil = require "testutil"
+    local before = testutil.upstream_requests(probed)
+    require("proc").sleep(0.5)
+    assert.are.equal(before + 1, testutil.upstream_requests(probed)) -- no probe, only this question
+    assert.are.equal("old", assert(http.get(g2.port, "/x", { timeout = 5 })):header("X-Upstream-Id"))
+    g2:cleanup()
+    probed:stop()
+  end)
+
   it("a failed set_upstream keeps the upstream an earlier plugin chose", function()
     local g2 = gateway.start { config = {
       workers = 1,
