@@ -17,6 +17,10 @@
 #   BENCH_PIN         1 (default): the proxy under test runs on CPU 1, wrk and the
 #                     upstream on CPU 0, so that each proxy gets one core of its own
 #                     and requests/s reflect its own cost; 0 lets the scheduler decide
+#   BENCH_CPU_CAP     a percentage of one core (e.g. 50): each proxy (master and
+#                     worker) is held to it by a cgroup CPU quota, so that the proxy,
+#                     not wrk and the upstream sharing the other core, limits
+#                     requests/s; requests/s then compare the proxies' own costs
 #
 # Everything listens on 127.0.0.1, on free ports picked at start. Every
 # process started here is stopped on exit, by PID, with bounded waits.
@@ -89,14 +93,17 @@ stop_pids() {
     return 0
 }
 
+CGROUPS=() # made by cap_cpu, removed on exit
+
 cleanup() {
-    local rc=$? pids=() t i
+    local rc=$? pids=() t i g
     trap - EXIT INT TERM
     # Masters first (in reverse start order), then the workers we recorded, in
     # case a master died and left its worker behind.
     for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do pids+=("${STARTED[i]}"); done
     for t in "${PROXIES[@]}"; do [[ -n ${WORKER[$t]:-} ]] && pids+=("${WORKER[$t]}"); done
     ((${#pids[@]})) && stop_pids "${pids[@]}"
+    for g in "${CGROUPS[@]}"; do rmdir "$g" 2>/dev/null; done
     if [[ ${BENCH_KEEP:-0} == 1 || $rc != 0 ]]; then
         log "bench: temporary files kept in $TMP"
     else
@@ -573,9 +580,38 @@ NOFILE=$(ulimit -n)
 mkdir -p "$OUT_DIR"
 cc -O2 -Wall -o "$IDLE_BIN" bench/idle_conns.c || die "cannot build bench/idle_conns.c"
 
+# Hold a proxy's processes to BENCH_CPU_CAP % of one core: a cgroup of its
+# own with a CPU quota (cgroup v1 cpu controller, or v2 cpu.max).
+cap_cpu() {
+    local t=$1 base g pid quota=$((CPU_CAP * 1000))
+    if [[ -w /sys/fs/cgroup/cpu ]]; then
+        base=/sys/fs/cgroup/cpu
+    elif [[ -f /sys/fs/cgroup/cgroup.controllers ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
+        base=/sys/fs/cgroup
+    else
+        problem "BENCH_CPU_CAP: no writable cgroup CPU controller"
+        return 1
+    fi
+    g=$base/torii-bench-$$-$t
+    mkdir "$g" || { problem "BENCH_CPU_CAP: cannot make $g"; return 1; }
+    CGROUPS+=("$g")
+    if [[ -f $g/cpu.cfs_quota_us ]]; then
+        echo 100000 >"$g/cpu.cfs_period_us" && echo "$quota" >"$g/cpu.cfs_quota_us"
+    else
+        echo "$quota 100000" >"$g/cpu.max"
+    fi || { problem "BENCH_CPU_CAP: cannot set the quota of $g"; return 1; }
+    for pid in ${MASTER[$t]:-} ${WORKER[$t]:-}; do
+        echo "$pid" >"$g/cgroup.procs" || { problem "BENCH_CPU_CAP: cannot move $pid into $g"; return 1; }
+    done
+}
+
+CPU_CAP=${BENCH_CPU_CAP:-}
+[[ -z $CPU_CAP || $CPU_CAP =~ ^[1-9][0-9]?$ ]] || die "BENCH_CPU_CAP must be 1..99 (percent of one core), got $CPU_CAP"
+
 start_upstream
 for t in "${PROXIES[@]}"; do
     if "start_$t"; then UP[$t]=1; else problem "${NAME[$t]} is left out of the benchmark"; fi
+    if [[ -n $CPU_CAP && ${UP[$t]:-0} == 1 ]]; then cap_cpu "$t" || UP[$t]=0; fi
 done
 [[ ${UP[nginx]:-0} == 1 ]] || problem "nginx is not running: no ratios"
 
@@ -592,6 +628,7 @@ log "versions: torii $TORII_V, nginx $NGINX_V, HAProxy $HAPROXY_V, wrk $WRK_V"
 log "wrk: $(wrk_cmd N "$DURATION" PORT), N in: $CONNS; $ROUNDS round(s), order per round: ${TARGETS[*]}; ${WARMUP} unmeasured warm-up per target and N"
 log "CPU/request: worker utime+stime (/proc/PID/stat, $CLK_TCK ticks/s) across the run / requests wrk completed"
 log "a run during which other processes used more than ${NOISE_PCT}% of a core is measured again, up to $RETRIES times (BENCH_RETRIES)"
+[[ -n $CPU_CAP ]] && log "CPU cap: each proxy held to ${CPU_CAP}% of one core by a cgroup quota (BENCH_CPU_CAP)"
 log "upstream:  $CMD_UPSTREAM  (pid ${MASTER[upstream]})"
 [[ ${UP[torii]:-0} == 1 ]] && log "torii:     $CMD_TORII  (master ${MASTER[torii]}, worker ${WORKER[torii]})"
 [[ ${UP[nginx]:-0} == 1 ]] && log "nginx:     $CMD_NGINX  (master ${MASTER[nginx]}, worker ${WORKER[nginx]})"
@@ -648,6 +685,10 @@ fi
     echo "round(s). CPU = proxy worker utime+stime per request (loopback softirq work is charged to no process)."
     if ((${#PIN_PROXY[@]})); then
         echo "Pinned: the proxy on CPU 1, wrk and the upstream on CPU 0 (BENCH_PIN=0 to let the scheduler place them)."
+    fi
+    if [[ -n $CPU_CAP ]]; then
+        echo "CPU cap: each proxy held to ${CPU_CAP}% of one core (a cgroup quota), so that requests/s measure the proxies,"
+        echo "not wrk and the upstream on the other core."
     fi
     echo "Ratios are against nginx: higher is better for req/s, lower for CPU and p99."
     echo "torii $TORII_V, nginx $NGINX_V, HAProxy $HAPROXY_V, wrk $WRK_V."
