@@ -58,6 +58,7 @@ typedef struct torii_request_s {
     const struct torii_upstream_conf_s *base_up; /* the request's upstream: a plugin's choice or the route's */
     const struct torii_upstream_conf_s *bal_up;  /* the balancer phase's choice for this try, or NULL */
     uint32_t bal_node;                           /* ... 1 + a node of the try's upstream (0: the balancer's pick) */
+    torii_str_t bal_test_up, bal_test_node;      /* torii test: the phase's choice, as named */
     torii_str_t consumer;                        /* set by an authentication plugin (chash on consumer) */
     torii_body_t body;                           /* client -> upstream */
     torii_http_head_t resp;                      /* upstream response head (slices valid while parsing) */

@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "base/pool.h"
 #include "lua/ffi.h"
 #include "lua/ffi_state.h"
 #include "proxy/gen.h"
@@ -15,6 +16,15 @@ static int refuse(const char *why)
 {
     torii_ffi_set_error(why);
     return TORII_FFI_ERROR;
+}
+
+/* torii test has no generation to look upstreams up in: it keeps the
+ * names the phase chose, for the spec to see (a copy: Lua's string may go). */
+static torii_str_t keep(torii_request_t *r, const char *p, size_t n)
+{
+    if (!r->pool)
+        r->pool = torii_pool_create(4096);
+    return torii_str(torii_pstrndup(r->pool, p, n), n);
 }
 
 static int check(torii_request_t *r)
@@ -34,6 +44,10 @@ int torii_ffi_bal_set_node(struct torii_request_s *r, const char *name, size_t n
     int rc = check(r);
     if (rc != TORII_FFI_OK)
         return rc;
+    if (!r->gen && r->bal_test_up.n) { /* torii test: another upstream, not known here */
+        r->bal_test_node = keep(r, name, n);
+        return TORII_FFI_OK;
+    }
     if (!(u = torii_pick_target(r)))
         return refuse("the route has no upstream");
     /* A node's id first, then its "host:port" as configured. */
@@ -42,6 +56,8 @@ int torii_ffi_bal_set_node(struct torii_request_s *r, const char *name, size_t n
             const char *k = pass == 0 ? u->nodes[i].id : u->nodes[i].text;
             if (k && strlen(k) == n && memcmp(k, name, n) == 0) {
                 r->bal_node = i + 1;
+                if (!r->gen)
+                    r->bal_test_node = torii_str(u->nodes[i].text, strlen(u->nodes[i].text));
                 return TORII_FFI_OK;
             }
         }
@@ -62,6 +78,10 @@ int torii_ffi_bal_set_upstream(struct torii_request_s *r, const char *id, size_t
     }
     r->bal_up = u;
     r->bal_node = 0; /* a node chosen before belonged to the other upstream */
+    if (!r->gen) {
+        r->bal_test_up = keep(r, id, n);
+        r->bal_test_node = torii_str(NULL, 0);
+    }
     return TORII_FFI_OK;
 }
 

@@ -243,6 +243,23 @@ int torii_testmode_exchange_begin(lua_State *L, tm_gateway_t *gw)
     }
 }
 
+/* req:balancer() -> the upstream id and the node the balancer phase
+ * chose (each nil when it chose none). */
+static int l_balancer(lua_State *L)
+{
+    tm_exchange_t *x = check_exchange(L);
+    torii_str_t up = x->r->bal_test_up, node = x->r->bal_test_node;
+    if (up.n)
+        lua_pushlstring(L, up.p, up.n);
+    else
+        lua_pushnil(L);
+    if (node.n)
+        lua_pushlstring(L, node.p, node.n);
+    else
+        lua_pushnil(L);
+    return 2;
+}
+
 /* req:answer() -> the whole response torii sent itself. */
 static int l_answer(lua_State *L)
 {
@@ -432,9 +449,13 @@ void torii_testmode_exchange_abort_all(tm_gateway_t *gw)
 
 void torii_testmode_exchange_init(lua_State *L)
 {
-    static const luaL_Reg methods[] = {{"answer", l_answer},   {"upstream_head", l_upstream_head},
-                                       {"respond", l_respond}, {"body", l_body},
-                                       {"finish", l_finish},   {NULL, NULL}};
+    static const luaL_Reg methods[] = {{"answer", l_answer},
+                                       {"upstream_head", l_upstream_head},
+                                       {"respond", l_respond},
+                                       {"body", l_body},
+                                       {"finish", l_finish},
+                                       {"balancer", l_balancer},
+                                       {NULL, NULL}};
     if (luaL_newmetatable(L, EXCHANGE_MT)) {
         lua_pushcfunction(L, l_gc);
         lua_setfield(L, -2, "__gc");

@@ -40,7 +40,10 @@
 -- {name, value}, and by name in any case: res.headers["x-a"]),
 -- res:header(name), res.body (what the client gets, after body_filter),
 -- res.upstream (the request as sent upstream: method, target, path, query,
--- headers, body, head; nil when torii or a plugin answered), res.answered
+-- headers, body, head; nil when torii or a plugin answered; and
+-- res.upstream.balancer = {upstream = id, node = "host:port" or as named}
+-- when a balancer phase chose: torii test makes one try and does not send
+-- it to another upstream), res.answered
 -- ("upstream", "plugin" or "torii"), res.cut (a body_filter failed
 -- mid-body), res.ctx (a copy of the request's ctx after the log phase),
 -- res.logs (the error log lines of this request: {level, message, line}).
@@ -354,6 +357,8 @@ function GW:request(req)
   else
     local up_head = x:upstream_head()
     res.upstream = upstream_view(up_head, body)
+    local bal_up, bal_node = x:balancer()
+    if bal_up or bal_node then res.upstream.balancer = { upstream = bal_up, node = bal_node } end
     local answer = req.upstream
     if answer == nil then answer = self.upstream end
     local resp_head, pieces

@@ -258,6 +258,11 @@ routes:
     assert.status(200, res)
     assert.header("X-Try", "1", res)
     assert.header("X-Node-Count", "1", res)
+    assert.is_nil(res.upstream.balancer)
+    res = gw:request { path = "/b", headers = { ["X-Node"] = "127.0.0.1:1" } }
+    assert.same({ node = "127.0.0.1:1" }, res.upstream.balancer)
+    res = gw:request { path = "/b", headers = { ["X-Upstream"] = "canary", ["X-Node"] = "c1" } }
+    assert.same({ upstream = "canary", node = "c1" }, res.upstream.balancer)
     res = gw:request { path = "/b", headers = { ["X-Node"] = "nowhere:1" } }
     assert.status(500, res)
     local said = {}
