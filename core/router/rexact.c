@@ -3,13 +3,9 @@
 #include <string.h>
 
 #include "router/rexact.h"
+#include "router/robin.h"
 
 #define MIN_CAP 8
-
-static inline uint32_t dist(const rxtab_t *t, uint32_t i)
-{
-    return rx_dist(t, i);
-}
 
 void rx_init(rxtab_t *t, size_t *bytes)
 {
@@ -35,27 +31,17 @@ void rx_free(rxtab_t *t)
     t->n = 0;
 }
 
-/* Robin Hood placement of a copy of v. */
-static void place(rxtab_t *t, const rxslot_t *src)
+static bool exact_used(const void *slot)
 {
-    rxslot_t v = *src;
-    uint32_t i = v.hash & t->mask, d = 0;
-    for (;; i = (i + 1) & t->mask, d++) {
-        rxslot_t *s = &t->slots[i];
-        uint32_t sd;
-        if (!s->hash) {
-            *s = v;
-            return;
-        }
-        sd = dist(t, i);
-        if (sd < d) {
-            rxslot_t out = *s;
-            *s = v;
-            v = out;
-            d = sd;
-        }
-    }
+    return ((const rxslot_t *)slot)->hash != 0;
 }
+
+static uint32_t exact_home(const void *slot)
+{
+    return ((const rxslot_t *)slot)->hash;
+}
+
+static const robin_kind_t exact_kind = {sizeof(rxslot_t), exact_used, exact_home};
 
 static void grow(rxtab_t *t)
 {
@@ -66,9 +52,7 @@ static void grow(rxtab_t *t)
         abort();
     t->slots = rn_table_alloc((size_t)cap * sizeof *t->slots, &t->block, t->bytes);
     t->mask = cap - 1;
-    for (uint32_t i = 0; i < oldcap; i++)
-        if (old[i].hash)
-            place(t, &old[i]);
+    robin_rehash(&exact_kind, t->slots, t->mask, old, oldcap);
     rn_table_free(oldblock, (size_t)oldcap * sizeof *old, t->bytes);
 }
 
@@ -129,14 +113,13 @@ void rx_add(rxtab_t *t, const rshape_t *s, const torii_rentry_t *e)
     copy_in(&v, s, e);
     if (!v.len) /* a long text lives in a payload */
         rpay_add(t->bytes, &v.pay, s, e, NULL);
-    place(t, &v);
+    robin_place(&exact_kind, t->slots, t->mask, &v);
     t->n++;
 }
 
 void rx_remove(rxtab_t *t, const rshape_t *s, const torii_route_conf_t *route)
 {
     rxslot_t *x = slot_of(t, s->text, s->len, rx_hash(s->text, s->len));
-    uint32_t i, j;
     if (!x)
         return;
     if (x->pay) {
@@ -152,11 +135,5 @@ void rx_remove(rxtab_t *t, const rshape_t *s, const torii_route_conf_t *route)
         slots_free(t);
         return;
     }
-    /* Shift the rest of the run back over the hole. */
-    i = (uint32_t)(x - t->slots);
-    for (j = (i + 1) & t->mask; t->slots[j].hash && dist(t, j) > 0; j = (j + 1) & t->mask) {
-        t->slots[i] = t->slots[j];
-        i = j;
-    }
-    memset(&t->slots[i], 0, sizeof t->slots[i]);
+    robin_erase(&exact_kind, t->slots, t->mask, (uint32_t)(x - t->slots));
 }

@@ -4,17 +4,13 @@
 #include <sys/mman.h>
 
 #include "router/rnode.h"
+#include "router/robin.h"
 
 uint64_t torii_rnode_key_mask = UINT64_MAX;
 
 #define MIN_CAP    16
 #define HUGE_PAGE  (2u << 20)
 #define HUGE_TABLE (2u << 20) /* from this size on, a table asks for huge pages */
-
-static inline uint32_t dist(const rntab_t *t, uint32_t i)
-{
-    return rn_dist(t, i);
-}
 
 void *rn_table_alloc(size_t n, void **block, size_t *bytes)
 {
@@ -70,30 +66,17 @@ void rn_free(rntab_t *t)
     rn_init(t, t->bytes);
 }
 
-/* Place v (a copy) by Robin Hood: a node further from its start takes the
- * slot of one nearer to its own, which moves on. Returns where v went. */
-static rnode_t *place(rntab_t *t, rnode_t v)
+static bool node_used(const void *slot)
 {
-    uint32_t i = (uint32_t)v.key & t->mask, d = 0;
-    rnode_t *mine = NULL;
-    for (;; i = (i + 1) & t->mask, d++) {
-        rnode_t *s = &t->slots[i];
-        uint32_t sd;
-        if (!s->serial) {
-            *s = v;
-            return mine ? mine : s;
-        }
-        sd = dist(t, i);
-        if (sd < d) {
-            rnode_t out = *s;
-            *s = v;
-            if (!mine)
-                mine = s;
-            v = out;
-            d = sd;
-        }
-    }
+    return ((const rnode_t *)slot)->serial != 0;
 }
+
+static uint32_t node_home(const void *slot)
+{
+    return (uint32_t)((const rnode_t *)slot)->key;
+}
+
+static const robin_kind_t node_kind = {sizeof(rnode_t), node_used, node_home};
 
 static void grow(rntab_t *t)
 {
@@ -104,9 +87,7 @@ static void grow(rntab_t *t)
         abort(); /* 2^32 slots: beyond any route table */
     t->slots = rn_table_alloc((size_t)cap * sizeof *t->slots, &t->block, t->bytes);
     t->mask = cap - 1;
-    for (uint32_t i = 0; i < oldcap; i++)
-        if (old[i].serial)
-            place(t, old[i]);
+    robin_rehash(&node_kind, t->slots, t->mask, old, oldcap);
     rn_table_free(oldblock, (size_t)oldcap * sizeof *old, t->bytes);
 }
 
@@ -158,20 +139,13 @@ rnode_t *rn_insert(rntab_t *t, uint64_t key, uint32_t parent, uint32_t seglen)
 {
     rnode_t v = {key, NULL, serial_new(t), parent, seglen, 0};
     t->n++;
-    return place(t, v);
+    return robin_place(&node_kind, t->slots, t->mask, &v);
 }
 
 void rn_delete(rntab_t *t, rnode_t *nd)
 {
-    uint32_t i = (uint32_t)(nd - t->slots), j;
     serial_free(t, nd->serial);
-    /* Shift the rest of the run back by one, up to a free slot or a node
-     * already at its start. */
-    for (j = (i + 1) & t->mask; t->slots[j].serial && dist(t, j) > 0; j = (j + 1) & t->mask) {
-        t->slots[i] = t->slots[j];
-        i = j;
-    }
-    memset(&t->slots[i], 0, sizeof t->slots[i]);
+    robin_erase(&node_kind, t->slots, t->mask, (uint32_t)(nd - t->slots));
     if (--t->n == 0)
         rn_free(t); /* the last one: give everything back */
 }

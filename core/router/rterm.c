@@ -2,14 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "router/robin.h"
 #include "router/rterm.h"
 
 #define MIN_CAP 8
-
-static inline uint32_t dist(const rttab_t *t, uint32_t i)
-{
-    return rt_dist(t, i);
-}
 
 void rt_init(rttab_t *t, size_t *bytes)
 {
@@ -24,26 +20,17 @@ void rt_free(rttab_t *t)
     rt_init(t, t->bytes);
 }
 
-static void place(rttab_t *t, const rtslot_t *src)
+static bool term_used(const void *slot)
 {
-    rtslot_t v = *src;
-    uint32_t i = (uint32_t)v.key & t->mask, d = 0;
-    for (;; i = (i + 1) & t->mask, d++) {
-        rtslot_t *s = &t->slots[i];
-        uint32_t sd;
-        if (!s->serial) {
-            *s = v;
-            return;
-        }
-        sd = dist(t, i);
-        if (sd < d) {
-            rtslot_t out = *s;
-            *s = v;
-            v = out;
-            d = sd;
-        }
-    }
+    return ((const rtslot_t *)slot)->serial != 0;
 }
+
+static uint32_t term_home(const void *slot)
+{
+    return (uint32_t)((const rtslot_t *)slot)->key;
+}
+
+static const robin_kind_t term_kind = {sizeof(rtslot_t), term_used, term_home};
 
 static void grow(rttab_t *t)
 {
@@ -54,9 +41,7 @@ static void grow(rttab_t *t)
         abort();
     t->slots = rn_table_alloc((size_t)cap * sizeof *t->slots, &t->block, t->bytes);
     t->mask = cap - 1;
-    for (uint32_t i = 0; i < oldcap; i++)
-        if (old[i].serial)
-            place(t, &old[i]);
+    robin_rehash(&term_kind, t->slots, t->mask, old, oldcap);
     rn_table_free(oldblock, (size_t)oldcap * sizeof *old, t->bytes);
 }
 
@@ -94,24 +79,18 @@ void rt_set(rttab_t *t, uint64_t key, uint32_t serial, const struct rpay_s *pay,
     v.key = key;
     v.serial = serial;
     fill(&v, pay, g);
-    place(t, &v);
+    robin_place(&term_kind, t->slots, t->mask, &v);
     t->n++;
 }
 
 void rt_del(rttab_t *t, uint64_t key, uint32_t serial)
 {
     rtslot_t *s = (rtslot_t *)rt_find(t, key, serial);
-    uint32_t i, j;
     if (!s)
         return;
     if (--t->n == 0) { /* the last one: give the table back */
         rt_free(t);
         return;
     }
-    i = (uint32_t)(s - t->slots);
-    for (j = (i + 1) & t->mask; t->slots[j].serial && dist(t, j) > 0; j = (j + 1) & t->mask) {
-        t->slots[i] = t->slots[j];
-        i = j;
-    }
-    memset(&t->slots[i], 0, sizeof t->slots[i]);
+    robin_erase(&term_kind, t->slots, t->mask, (uint32_t)(s - t->slots));
 }
