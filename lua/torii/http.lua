@@ -272,6 +272,20 @@ local function fail(res, err)
   return nil, err
 end
 
+-- The rest of the current chunk or length-framed body (res._left bytes):
+-- whatever arrives, up to `max`, or (nil) all of it.
+local function take_left(res, max)
+  local data, err
+  if max then
+    data, err = res._sock:receiveany(min(res._left, max))
+  else
+    data, err = res._sock:receive(res._left)
+  end
+  if not data then return nil, err end
+  res._left = res._left - #data
+  return data
+end
+
 -- The next piece of a chunked body: at most `max` bytes (nil: the whole
 -- chunk at once). "" at the body's end.
 local function chunked_piece(res, max)
@@ -298,15 +312,7 @@ local function chunked_piece(res, max)
     end
     if not max and res._left > res._plan.max_body then return nil, "body too large" end
   end
-  local data, err
-  if max then
-    data, err = sock:receiveany(min(res._left, max))
-  else
-    data, err = sock:receive(res._left)
-  end
-  if not data then return nil, err end
-  res._left = res._left - #data
-  return data
+  return take_left(res, max)
 end
 
 -- The next piece of any body; "" at its end.
@@ -315,17 +321,8 @@ local function next_piece(res, max)
   if kind == "chunked" then return chunked_piece(res, max) end
   if kind == "length" then
     if res._left == 0 then return "" end
-    local data, err
-    if max then
-      data, err = sock:receiveany(min(res._left, max))
-    elseif res._left > res._plan.max_body then
-      return nil, "body too large"
-    else
-      data, err = sock:receive(res._left)
-    end
-    if not data then return nil, err end
-    res._left = res._left - #data
-    return data
+    if not max and res._left > res._plan.max_body then return nil, "body too large" end
+    return take_left(res, max)
   end
   -- close-delimited: the peer's close ends it
   local data, err = sock:receiveany(max or PIECE)
