@@ -91,6 +91,13 @@ if have ~= ABI then
   error(("torii.ffi: C ABI version %d, this Lua side expects %d"):format(have, ABI), 0)
 end
 
+-- Resolve every declared function now. The JIT cannot record the first
+-- lookup of a C symbol (it aborts the trace: "symbol not in cache"), and a
+-- trace that starts at a rarely called API function could meet one.
+for name in cdef:gmatch("(torii_ffi_[%w_]+)%s*%(") do
+  local _ = C[name]
+end
+
 M.OK, M.ERROR, M.NOT_FOUND, M.BAD_PHASE, M.DECLINED, M.AGAIN = 0, -1, -2, -3, -4, -5
 M.REWRITE, M.ACCESS, M.HEADER_FILTER, M.LOG, M.BODY_FILTER, M.TIMER = 1, 2, 3, 4, 5, 6
 M.phase_names = { "rewrite", "access", "header_filter", "log", "body_filter", "timer", "balancer" }
