@@ -4,6 +4,22 @@
 
 #include "base/pool.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define POOL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POOL_ASAN 1
+#endif
+#endif
+#ifdef POOL_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n)   ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 typedef struct block_s {
     struct block_s *next;
     size_t used, size;
@@ -20,7 +36,34 @@ struct torii_pool_s {
     block_t *head;
     cleanup_t *cleanups;
     size_t block_size;
+    torii_pool_t *next_spare;
 };
+
+/* A request's pool comes and goes with the request: instead of two mallocs
+ * and two frees each time (a 4 KB block is past malloc's fast per-size
+ * caches), a destroyed pool keeps its first block and waits here for the
+ * next create of its block size. A process runs its event loop on one
+ * thread, and pools are not shared between threads. A spare block's bytes
+ * stay poisoned for AddressSanitizer until the pool is handed out again. */
+#define SPARE_MAX       64
+#define SPARE_BLOCK_MAX (64u << 10)
+static torii_pool_t *spares;
+static size_t nspares;
+
+static torii_pool_t *take_spare(size_t block_size)
+{
+    for (torii_pool_t **pp = &spares; *pp; pp = &(*pp)->next_spare) {
+        torii_pool_t *pool = *pp;
+        if (pool->block_size == block_size) {
+            *pp = pool->next_spare;
+            nspares--;
+            pool->next_spare = NULL;
+            UNPOISON(pool->head->data, pool->head->size);
+            return pool;
+        }
+    }
+    return NULL;
+}
 
 static block_t *block_new(size_t size)
 {
@@ -35,10 +78,14 @@ static block_t *block_new(size_t size)
 
 torii_pool_t *torii_pool_create(size_t block_size)
 {
-    torii_pool_t *pool = calloc(1, sizeof *pool);
+    torii_pool_t *pool;
+    block_size = block_size < 256 ? 256 : block_size;
+    if ((pool = take_spare(block_size)) != NULL)
+        return pool;
+    pool = calloc(1, sizeof *pool);
     if (!pool)
         abort();
-    pool->block_size = block_size < 256 ? 256 : block_size;
+    pool->block_size = block_size;
     pool->head = block_new(pool->block_size);
     return pool;
 }
@@ -91,14 +138,41 @@ void torii_pool_cleanup(torii_pool_t *pool, void (*fn)(void *), void *data)
 
 void torii_pool_destroy(torii_pool_t *pool)
 {
-    block_t *b, *next;
+    block_t *b, *next, *keep = NULL;
     if (!pool)
         return;
     for (cleanup_t *c = pool->cleanups; c; c = c->next)
         c->fn(c->data);
     for (b = pool->head; b; b = next) {
         next = b->next;
-        free(b);
+        if (!keep && b->size == pool->block_size)
+            keep = b;
+        else
+            free(b);
     }
+    if (keep && nspares < SPARE_MAX && pool->block_size <= SPARE_BLOCK_MAX) {
+        keep->next = NULL;
+        keep->used = 0;
+        POISON(keep->data, keep->size);
+        pool->head = keep;
+        pool->cleanups = NULL;
+        pool->next_spare = spares;
+        spares = pool;
+        nspares++;
+        return;
+    }
+    free(keep);
     free(pool);
+}
+
+void torii_pool_spares_drain(void)
+{
+    while (spares) {
+        torii_pool_t *pool = spares;
+        spares = pool->next_spare;
+        UNPOISON(pool->head->data, pool->head->size);
+        free(pool->head);
+        free(pool);
+    }
+    nspares = 0;
 }

@@ -23,6 +23,12 @@ char *torii_pstrdup(torii_pool_t *pool, const char *s);
 /* Run fn(data) when the pool is destroyed. */
 void torii_pool_cleanup(torii_pool_t *pool, void (*fn)(void *), void *data);
 
+/* Run the cleanups and free the pool. Its first block may be kept, with
+ * the pool, for the next create of the same block size. */
 void torii_pool_destroy(torii_pool_t *pool);
+
+/* Free the pools kept for reuse (at exit, so leak checkers see a clean
+ * heap). */
+void torii_pool_spares_drain(void);
 
 #endif

@@ -315,3 +315,13 @@ int torii_head_find(const torii_http_head_t *h, const char *lower_name)
     }
     return -1;
 }
+
+bool torii_http_token(const char *p, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!tchar[(unsigned char)p[i]])
+            return false;
+    return true;
+}

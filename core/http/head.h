@@ -97,4 +97,7 @@ int torii_response_head_parse(const char *buf, uint32_t head_len, torii_method_t
 /* Index of the first header with this name (lowercase literal), or -1. */
 int torii_head_find(const torii_http_head_t *h, const char *lower_name);
 
+/* Is p[0..n) a token (RFC 9110), as a header name must be? (n > 0) */
+bool torii_http_token(const char *p, size_t n);
+
 #endif

@@ -261,6 +261,7 @@ static void cleanup(torii_worker_t *w)
     free(w->lio);
     torii_access_log_flush();
     torii_buf_freelist_drain();
+    torii_pool_spares_drain();
     torii_loop_destroy(w->loop);
 }
 

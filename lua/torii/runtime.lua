@@ -4,6 +4,7 @@
 -- resumes once per phase and which runs the chain for that phase.
 local tffi = require "torii.ffi"
 local torii = require "torii"
+local new_tab = require "table.new"
 
 local M = {}
 
@@ -461,7 +462,9 @@ function M.request(phase, route, fresh)
   local token = M.token
   while true do
     if fresh or not ctx then
-      ctx = {}
+      -- Room for the usual fields (consumer, consumer_name and a plugin's
+      -- own): no resize, so one allocation less or two, per request.
+      ctx = new_tab(0, 4)
       state.route, state.chain, state.consumer = route, chains[route], nil
     end
     phase, route, fresh = coroutine.yield(token, run(state, phase, ctx))

@@ -215,9 +215,11 @@ routes:
   end)
 
   it("writes numbers in header values as tostring does", function()
-    local values = { 5, -3, 2.5, 1e20, 2 ^ 53, -0.0, 1 / 3, 0 / 0, 1 / 0, -1 / 0, 0.1, 1e-300 }
+    local values = { 5, -3, 2.5, 1e20, 2 ^ 53, -0.0, 1 / 3, 0 / 0, 1 / 0, -1 / 0, 0.1, 1e-300,
+      0, 99999999999999, -99999999999999, 1e14, -1e14, 123456789012346, 1000000000 }
     local gw = tt.new { plugins = { serverless = { phase = "access", functions = { [[
-      local values = { 5, -3, 2.5, 1e20, 2 ^ 53, -0.0, 1 / 3, 0 / 0, 1 / 0, -1 / 0, 0.1, 1e-300 }
+      local values = { 5, -3, 2.5, 1e20, 2 ^ 53, -0.0, 1 / 3, 0 / 0, 1 / 0, -1 / 0, 0.1, 1e-300,
+      0, 99999999999999, -99999999999999, 1e14, -1e14, 123456789012346, 1000000000 }
       return function()
         local torii = require "torii"
         for i, v in ipairs(values) do

@@ -149,6 +149,39 @@ TEST(arena)
     torii_pool_cleanup(p, on_cleanup, &two);
     torii_pool_destroy(p);
     CHECK_INT(cleaned, 3);
+    torii_pool_spares_drain();
+}
+
+/* A destroyed pool waits, with its first block, for the next create of
+ * its block size: handed out again empty, zeroed, with no cleanups. */
+TEST(arena_reuse)
+{
+    torii_pool_t *p = torii_pool_create(1024), *q, *other;
+    int one = 1;
+    unsigned char *a = torii_palloc(p, 100), *b;
+    memset(a, 0xab, 100);
+    torii_palloc(p, 5000); /* a big block of its own: freed, not kept */
+    for (int i = 0; i < 50; i++)
+        torii_palloc(p, 100); /* more standard blocks: all but one freed */
+    torii_pool_cleanup(p, on_cleanup, &one);
+    cleaned = 0;
+    torii_pool_destroy(p);
+    CHECK_INT(cleaned, 1);
+    other = torii_pool_create(2048); /* another size: a fresh pool */
+    CHECK(other != p);
+    q = torii_pool_create(1024);
+    CHECK(q == p);
+    b = torii_palloc(q, 100);
+    for (int i = 0; i < 100; i++)
+        CHECK(b[i] == 0);
+    torii_pool_destroy(q); /* no cleanup left from before */
+    CHECK_INT(cleaned, 1);
+    torii_pool_destroy(other);
+    torii_pool_spares_drain();
+    q = torii_pool_create(1024); /* after a drain, a fresh one */
+    CHECK(q != NULL && torii_palloc(q, 10) != NULL);
+    torii_pool_destroy(q);
+    torii_pool_spares_drain();
 }
 
 /* Literal addresses for plugin sockets: never a lookup. */
@@ -185,6 +218,7 @@ int main(void)
     RUN(slices);
     RUN(buffers);
     RUN(arena);
+    RUN(arena_reuse);
     RUN(address_literals);
     return unit_report("test_base");
 }
