@@ -34,13 +34,14 @@ UP=$(free_port)
 PIDS+=($!)
 wait_port "$UP" || exit 1
 
-start_torii() { # name, plugins yaml (may be empty)
+start_torii() { # name, plugins yaml (may be empty), environment (may be empty)
     local d=$TMP/$1 port
     port=$(free_port)
     mkdir -p "$d/logs"
     cat >"$d/torii.yaml" <<EOF
 listen: 127.0.0.1:$port
 workers: 1
+plugin_dirs: ["$PWD/bench/plugins"]
 log: {level: warn, error: logs/error.log, access: "off"}
 proxy: {keepalive_pool: {size: 256}}
 consumers:
@@ -52,11 +53,12 @@ routes:
     upstream: {nodes: ["127.0.0.1:$UP"]}
 $2
 EOF
-    "${PIN_PROXY[@]}" build/torii -p "$d" -c "$d/torii.yaml" >"$d/out.log" 2>&1 &
+    env ${3:-} "${PIN_PROXY[@]}" build/torii -p "$d" -c "$d/torii.yaml" >"$d/out.log" 2>&1 &
     PIDS+=($!)
     wait_port "$port" || exit 1
     sleep 0.3
     PORT[$1]=$port
+    MASTER[$1]=$!
     WORKER[$1]=$(child_of $!)
 }
 
@@ -108,7 +110,7 @@ EOF
     WORKER[nginx]=$(child_of $!)
 }
 
-declare -A PORT WORKER NAME
+declare -A PORT WORKER MASTER NAME
 NAME=([plain]="torii, no plugins" [chain]="torii, key-auth + limit-count" [nginx]="nginx + lua, same work")
 start_torii plain ""
 start_torii chain "    plugins: {key-auth: {}, limit-count: {count: 1000000000, time_window: 60}}"
@@ -160,3 +162,23 @@ awk -v pc="${C[chain]}" -v p0="${C[plain]}" -v uc="${U[chain]}" -v u0="${U[plain
     printf "\nkey-auth + limit-count cost: %.2f us of CPU per request over no plugins (goal <= 1.5), %.2f us of it in user mode\n", pc - p0, uc - u0
     printf "torii with the chain: %.2fx the requests/s of nginx + lua (goal >= 1.2)\n", rc / rn
 }'
+
+# A no-op plugin's cost per phase: torii times each phase's run
+# (TORII_PHASE_TIMES) in a worker under the same load, and reports when it
+# exits. A run is torii's way into the plugin runtime, the chain for that
+# phase (the one empty function) and back.
+start_torii noop "    plugins: {noop: {}}" TORII_PHASE_TIMES=1
+"${PIN_LOAD[@]}" wrk -t1 -c "$CONNS" -d "$DURATION" "http://127.0.0.1:${PORT[noop]}/bench" >/dev/null 2>&1
+kill "${MASTER[noop]}"
+for _ in $(seq 50); do kill -0 "${MASTER[noop]}" 2>/dev/null || break; sleep 0.1; done
+times=$(grep -h 'phase times:' "$TMP/noop/out.log" | head -1)
+echo
+echo "### A no-op plugin's cost per phase (in a worker under wrk -c $CONNS, mean per run)"
+echo
+if [[ -z $times ]]; then
+    echo "(no report from the worker)"
+else
+    echo "| phase | runs | ns per run |"
+    echo "|---|---:|---:|"
+    sed 's/.*phase times://' <<<"$times" | tr ';' '\n' | awk 'NF >= 5 { printf "| %s | %s | %s |\n", $1, $2, $5 }'
+fi

@@ -15,6 +15,8 @@
 #include "config/node.h"
 #include "lua/budget.h"
 #include "lua/ffi.h"
+#include "lua/lalloc.h"
+#include "lua/phase_times.h"
 #include "lua/ffi_state.h"
 #include "lua/vm.h"
 
@@ -36,25 +38,25 @@ struct torii_vm_s {
     char **dict_names;      /* shared dicts the loaded plugins want by default */
     uint64_t *dict_sizes;
     size_t ndicts;
-    bool retired; /* a newer generation is current: no new timers */
-    size_t mem;   /* bytes the VM holds (its allocator's count) */
-    size_t limit; /* lua.memory_limit, 0: none */
+    bool retired;       /* a newer generation is current: no new timers */
+    size_t mem;         /* bytes the VM holds (its allocator's count) */
+    size_t limit;       /* lua.memory_limit, 0: none */
+    torii_lalloc_t *la; /* where vm_alloc takes memory from (NULL: LuaJIT's own) */
 };
 
 static torii_vm_t *active; /* the VM running Lua now, for torii_vm_active() */
 
 /*
- * The VM's allocator: the C heap, so that the memory a retired
- * generation's VM frees is reused by the next one instead of going back
- * to the kernel and faulting in again, and counted, so that a VM over its
- * memory cap is noticed (torii_vm_memory).
+ * The VM's allocator: lalloc.h (size classes in chunks of the VM's own,
+ * reused by the next VM), counted, so that a VM over its memory cap is
+ * noticed (torii_vm_memory) and a plugin cannot pass the limit.
  */
 static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     torii_vm_t *vm = ud;
     void *p;
     if (nsize == 0) {
-        free(ptr);
+        torii_lalloc(vm->la, ptr, osize, 0);
         vm->mem -= osize;
         return NULL;
     }
@@ -63,7 +65,7 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
      * timer, where such an error is caught, never in the VM's set-up. */
     if (vm->limit && nsize > osize && active == vm && vm->mem + (nsize - osize) > vm->limit)
         return NULL;
-    p = realloc(ptr, nsize);
+    p = torii_lalloc(vm->la, ptr, osize, nsize);
     if (p)
         vm->mem += nsize - osize;
     return p;
@@ -274,9 +276,14 @@ torii_vm_t *torii_vm_new(const torii_config_t *conf, char *err, size_t errlen)
     }
     vm->conf = conf;
     vm->limit = conf->lua_memory_limit;
+    if (!(vm->la = torii_lalloc_new()))
+        abort();
     vm->L = L = lua_newstate(vm_alloc, vm);
-    if (!L) /* a LuaJIT built without GC64 refuses custom allocators */
+    if (!L) { /* a LuaJIT built without GC64 refuses custom allocators */
+        torii_lalloc_free(vm->la);
+        vm->la = NULL;
         vm->L = L = luaL_newstate();
+    }
     if (!L)
         abort();
     luaL_openlibs(L);
@@ -353,6 +360,7 @@ void torii_vm_free(torii_vm_t *vm)
         return;
     if (vm->L)
         lua_close(vm->L);
+    torii_lalloc_free(vm->la); /* after the close, which frees through it */
     free(vm->route_plugins);
     free(vm->route_filters);
     for (size_t i = 0; i < vm->ndicts; i++)
@@ -405,7 +413,7 @@ static lua_State *take_coroutine(torii_vm_t *vm, torii_request_t *r, bool *fresh
 
 static int resume(torii_vm_t *vm, torii_request_t *r, lua_State *co, int phase, int nargs);
 
-int torii_vm_run_phase(torii_vm_t *vm, torii_request_t *r, int phase)
+static int run_phase(torii_vm_t *vm, torii_request_t *r, int phase)
 {
     bool fresh;
     lua_State *co = take_coroutine(vm, r, &fresh);
@@ -414,6 +422,18 @@ int torii_vm_run_phase(torii_vm_t *vm, torii_request_t *r, int phase)
     lua_pushinteger(co, (lua_Integer)(r->route - vm->conf->routes) + 1);
     lua_pushboolean(co, fresh);
     return resume(vm, r, co, phase, 3);
+}
+
+int torii_vm_run_phase(torii_vm_t *vm, torii_request_t *r, int phase)
+{
+    uint64_t t0;
+    int rc;
+    if (!torii_phase_times_on)
+        return run_phase(vm, r, phase);
+    t0 = torii_phase_times_now();
+    rc = run_phase(vm, r, phase);
+    torii_phase_times_add(phase, torii_phase_times_now() - t0);
+    return rc;
 }
 
 int torii_vm_resume(torii_vm_t *vm, torii_request_t *r)

@@ -24,6 +24,8 @@
 #include "proxy/upstream.h"
 #include "lua/budget.h"
 #include "lua/ffi.h"
+#include "lua/lalloc.h"
+#include "lua/phase_times.h"
 #include "lua/timers.h"
 #include "lua/vm.h"
 #include "base/pool.h"
@@ -262,6 +264,7 @@ static void cleanup(torii_worker_t *w)
     torii_access_log_flush();
     torii_buf_freelist_drain();
     torii_pool_spares_drain();
+    torii_lalloc_cache_drain();
     torii_loop_destroy(w->loop);
 }
 
@@ -298,6 +301,7 @@ int torii_worker_run(torii_config_t *conf, uint64_t gen_id, const int *listen_fd
     torii_dns_cache_attach(w.loop, &w.conf->resolver); /* host names refreshed on their TTL */
     torii_cosocket_attach(&w);
     torii_budget_start(w.conf->lua_cpu_budget_ms);
+    torii_phase_times_init();
     torii_vm_init_worker(w.gen->vm);
     setup_watchers(&w);
     torii_worker_reload_start(&w);
@@ -314,6 +318,7 @@ int torii_worker_run(torii_config_t *conf, uint64_t gen_id, const int *listen_fd
     torii_log_info("worker %d started", id);
     torii_loop_run(w.loop);
     cleanup(&w);
+    torii_phase_times_report(id);
     torii_log_info("worker %d exiting", id);
     return 0;
 }
