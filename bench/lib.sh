@@ -10,6 +10,7 @@ bench_cleanup() {
         for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$p" 2>/dev/null
     done
+    if declare -F uncap_all >/dev/null; then uncap_all; fi
     rm -rf "$TMP"
 }
 trap bench_cleanup EXIT

@@ -6,7 +6,9 @@
 # mock upstream; one worker each, pinned to CPU 1 (wrk and the upstream on
 # CPU 0) when the machine has two cores. Called by `make bench`.
 #
-#   BENCH_DURATION (default 5s), BENCH_ROUNDS (default 3), BENCH_CONNS (default 50)
+#   BENCH_DURATION (default 5s), BENCH_ROUNDS (default 3), BENCH_CONNS (default 50),
+#   BENCH_CPU_CAP (a percentage of one core, e.g. 50: each proxy is held to it
+#   by a cgroup quota, so that the proxy and not wrk limits requests/s)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -22,9 +24,20 @@ if (($(nproc) >= 2)) && command -v taskset >/dev/null; then
     PIN_LOAD=(taskset -c 0)
 fi
 
+CPU_CAP=${BENCH_CPU_CAP:-}
+if [[ -n $CPU_CAP && ! $CPU_CAP =~ ^[1-9][0-9]?$ ]]; then
+    echo "bench/plugins: BENCH_CPU_CAP must be 1..99 (percent of one core), got $CPU_CAP" >&2
+    exit 1
+fi
+
 BENCH_NAME=bench/plugins
 # shellcheck source=bench/lib.sh
 source "$(dirname "$0")/lib.sh"
+# shellcheck source=bench/cpu_cap.sh
+source "$(dirname "$0")/cpu_cap.sh"
+cap() { # name: hold its master and worker to CPU_CAP % of a core, if asked
+    [[ -z $CPU_CAP ]] || cap_cpu "$1" "$CPU_CAP" "${MASTER[$1]}" "${WORKER[$1]}" || exit 1
+}
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 uticks() { awk '{print $14}' "/proc/$1/stat" 2>/dev/null || echo 0; } # user mode only
 child_of() { pgrep -P "$1" | head -1; }
@@ -107,6 +120,7 @@ EOF
     wait_port "$port" || exit 1
     sleep 0.3
     PORT[nginx]=$port
+    MASTER[nginx]=$!
     WORKER[nginx]=$(child_of $!)
 }
 
@@ -115,6 +129,7 @@ NAME=([plain]="torii, no plugins" [chain]="torii, key-auth + limit-count" [nginx
 start_torii plain ""
 start_torii chain "    plugins: {key-auth: {}, limit-count: {count: 1000000000, time_window: 60}}"
 start_nginx_lua
+for t in plain chain nginx; do cap "$t"; done
 
 for t in plain chain nginx; do # check, and warm the pools
     code=$(curl -s -o /dev/null -w '%{http_code}' -H 'apikey: s3cret' "http://127.0.0.1:${PORT[$t]}/bench")
@@ -144,7 +159,7 @@ done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo
-echo "### Plugin chain cost ($(date -u +%Y-%m-%d), wrk -t1 -c $CONNS -d $DURATION, median of $ROUNDS rounds)"
+echo "### Plugin chain cost ($(date -u +%Y-%m-%d), wrk -t1 -c $CONNS -d $DURATION, median of $ROUNDS rounds${CPU_CAP:+, each proxy held to $CPU_CAP% of a core})"
 echo
 echo "| target | req/s | CPU µs/req | of which user mode |"
 echo "|---|---:|---:|---:|"
@@ -168,6 +183,7 @@ awk -v pc="${C[chain]}" -v p0="${C[plain]}" -v uc="${U[chain]}" -v u0="${U[plain
 # exits. A run is torii's way into the plugin runtime, the chain for that
 # phase (the one empty function) and back.
 start_torii noop "    plugins: {noop: {}}" TORII_PHASE_TIMES=1
+cap noop
 "${PIN_LOAD[@]}" wrk -t1 -c "$CONNS" -d "$DURATION" "http://127.0.0.1:${PORT[noop]}/bench" >/dev/null 2>&1
 kill "${MASTER[noop]}"
 for _ in $(seq 50); do kill -0 "${MASTER[noop]}" 2>/dev/null || break; sleep 0.1; done

@@ -93,7 +93,8 @@ stop_pids() {
     return 0
 }
 
-CGROUPS=() # made by cap_cpu, removed on exit
+# shellcheck source=bench/cpu_cap.sh
+source "$(dirname "$0")/cpu_cap.sh" # cap_cpu, uncap_all (BENCH_CPU_CAP)
 
 cleanup() {
     local rc=$? pids=() t i g
@@ -103,7 +104,7 @@ cleanup() {
     for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do pids+=("${STARTED[i]}"); done
     for t in "${PROXIES[@]}"; do [[ -n ${WORKER[$t]:-} ]] && pids+=("${WORKER[$t]}"); done
     ((${#pids[@]})) && stop_pids "${pids[@]}"
-    for g in "${CGROUPS[@]}"; do rmdir "$g" 2>/dev/null; done
+    uncap_all
     if [[ ${BENCH_KEEP:-0} == 1 || $rc != 0 ]]; then
         log "bench: temporary files kept in $TMP"
     else
@@ -580,29 +581,14 @@ NOFILE=$(ulimit -n)
 mkdir -p "$OUT_DIR"
 cc -O2 -Wall -o "$IDLE_BIN" bench/idle_conns.c || die "cannot build bench/idle_conns.c"
 
-# Hold a proxy's processes to BENCH_CPU_CAP % of one core: a cgroup of its
-# own with a CPU quota (cgroup v1 cpu controller, or v2 cpu.max).
-cap_cpu() {
-    local t=$1 base g pid quota=$((CPU_CAP * 1000))
-    if [[ -w /sys/fs/cgroup/cpu ]]; then
-        base=/sys/fs/cgroup/cpu
-    elif [[ -f /sys/fs/cgroup/cgroup.controllers ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
-        base=/sys/fs/cgroup
-    else
-        problem "BENCH_CPU_CAP: no writable cgroup CPU controller"
+# Hold a proxy's processes to BENCH_CPU_CAP % of one core (bench/cpu_cap.sh).
+cap_proxy() {
+    local t=$1
+    # shellcheck disable=SC2086 # the PIDs are words
+    cap_cpu "$t" "$CPU_CAP" ${MASTER[$t]:-} ${WORKER[$t]:-} 2>"$TMP/cap.err" || {
+        problem "$(cat "$TMP/cap.err")"
         return 1
-    fi
-    g=$base/torii-bench-$$-$t
-    mkdir "$g" || { problem "BENCH_CPU_CAP: cannot make $g"; return 1; }
-    CGROUPS+=("$g")
-    if [[ -f $g/cpu.cfs_quota_us ]]; then
-        echo 100000 >"$g/cpu.cfs_period_us" && echo "$quota" >"$g/cpu.cfs_quota_us"
-    else
-        echo "$quota 100000" >"$g/cpu.max"
-    fi || { problem "BENCH_CPU_CAP: cannot set the quota of $g"; return 1; }
-    for pid in ${MASTER[$t]:-} ${WORKER[$t]:-}; do
-        echo "$pid" >"$g/cgroup.procs" || { problem "BENCH_CPU_CAP: cannot move $pid into $g"; return 1; }
-    done
+    }
 }
 
 CPU_CAP=${BENCH_CPU_CAP:-}
@@ -611,7 +597,7 @@ CPU_CAP=${BENCH_CPU_CAP:-}
 start_upstream
 for t in "${PROXIES[@]}"; do
     if "start_$t"; then UP[$t]=1; else problem "${NAME[$t]} is left out of the benchmark"; fi
-    if [[ -n $CPU_CAP && ${UP[$t]:-0} == 1 ]]; then cap_cpu "$t" || UP[$t]=0; fi
+    if [[ -n $CPU_CAP && ${UP[$t]:-0} == 1 ]]; then cap_proxy "$t" || UP[$t]=0; fi
 done
 [[ ${UP[nginx]:-0} == 1 ]] || problem "nginx is not running: no ratios"
 

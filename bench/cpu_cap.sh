@@ -1,0 +1,37 @@
+# bench/cpu_cap.sh - hold a proxy to a share of one core: a cgroup of its
+# own with a CPU quota (cgroup v1 cpu controller, or v2 cpu.max), so that
+# the proxy, not the load generator on the other core, limits requests/s.
+# Source it; `cap_cpu NAME PERCENT PID...` moves the processes into the
+# cgroup, or says on stderr why it cannot and returns 1; `uncap_all` (at
+# exit, once the processes are gone) removes the cgroups.
+CGROUPS=()
+
+cap_cpu() {
+    local name=$1 pct=$2 base g pid
+    shift 2
+    if [[ -w /sys/fs/cgroup/cpu ]]; then
+        base=/sys/fs/cgroup/cpu
+    elif [[ -f /sys/fs/cgroup/cgroup.controllers ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
+        base=/sys/fs/cgroup
+    else
+        echo "BENCH_CPU_CAP: no writable cgroup CPU controller" >&2
+        return 1
+    fi
+    g=$base/torii-bench-$$-$name
+    mkdir "$g" || { echo "BENCH_CPU_CAP: cannot make $g" >&2; return 1; }
+    CGROUPS+=("$g")
+    if [[ -f $g/cpu.cfs_quota_us ]]; then
+        echo 100000 >"$g/cpu.cfs_period_us" && echo "$((pct * 1000))" >"$g/cpu.cfs_quota_us"
+    else
+        echo "$((pct * 1000)) 100000" >"$g/cpu.max"
+    fi || { echo "BENCH_CPU_CAP: cannot set the quota of $g" >&2; return 1; }
+    for pid in "$@"; do
+        echo "$pid" >"$g/cgroup.procs" || { echo "BENCH_CPU_CAP: cannot move $pid into $g" >&2; return 1; }
+    done
+}
+
+uncap_all() {
+    local g
+    for g in "${CGROUPS[@]}"; do rmdir "$g" 2>/dev/null; done
+    CGROUPS=()
+}
