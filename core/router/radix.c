@@ -611,11 +611,16 @@ static bool exact_match(const rxslot_t *x, torii_str_t path, const torii_rfilter
     return true;
 }
 
+/* A path that a big table's filter says may be an exact shape asks for
+ * its slot only: most such paths are one, and the walk's burst would
+ * compete with that one line for memory. The walk asks for its levels if
+ * the slot does not answer. */
 void torii_rtree_prefetch(const torii_rtree_t *t, const torii_rpath_t *rp)
 {
-    if (t->exact.n > 0)
+    bool filtered_in = rx_filter_says_maybe(&t->exact, rp->xh);
+    if (rx_worth_probing(&t->exact, rp->xh))
         rx_prefetch(&t->exact, rp->xh);
-    if (rp->tree && t->root.kids != 0)
+    if (!filtered_in && rp->tree && t->root.kids != 0)
         first_burst(t, rp);
 }
 
@@ -624,10 +629,12 @@ bool torii_rtree_lookup(const torii_rtree_t *t, const torii_rpath_t *rp, const t
     walk_t w;
     bool found;
     torii_str_t path = torii_str(rp->p, rp->n);
-    if (t->exact.n > 0) {
+    if (rx_worth_probing(&t->exact, rp->xh)) {
         const rxslot_t *x = rx_find(&t->exact, rp->p, rp->n, rp->xh);
         if (x && exact_match(x, path, f, hit))
             return true;
+        if (t->exact.filter && rp->tree && t->root.kids != 0)
+            first_burst(t, rp); /* skipped by torii_rtree_prefetch */
     }
     if (!rp->tree || t->root.kids == 0)
         return false;

@@ -13,13 +13,28 @@ void rx_init(rxtab_t *t, size_t *bytes)
     t->bytes = bytes;
 }
 
+static size_t filter_words(uint32_t cap)
+{
+    return cap >= RX_FILTER_MIN ? cap / 8 : 0; /* eight bits a slot */
+}
+
 static void slots_free(rxtab_t *t)
 {
-    if (t->slots)
+    if (t->slots) {
         rn_table_free(t->block, ((size_t)t->mask + 1) * sizeof *t->slots, t->bytes);
+        *t->bytes -= filter_words(t->mask + 1) * sizeof *t->filter;
+        free(t->filter);
+    }
     t->slots = NULL;
     t->block = NULL;
+    t->filter = NULL;
     t->mask = 0;
+}
+
+static void filter_add(rxtab_t *t, uint32_t h)
+{
+    if (t->filter)
+        t->filter[rx_filter_word(t, h)] |= rx_filter_bits(h);
 }
 
 void rx_free(rxtab_t *t)
@@ -50,9 +65,22 @@ static void grow(rxtab_t *t)
     uint32_t oldcap = old ? t->mask + 1 : 0, cap = oldcap ? oldcap * 2 : MIN_CAP;
     if (cap == 0)
         abort();
+    size_t words = filter_words(cap), oldwords = old ? filter_words(oldcap) : 0;
     t->slots = rn_table_alloc((size_t)cap * sizeof *t->slots, &t->block, t->bytes);
     t->mask = cap - 1;
     robin_rehash(&exact_kind, t->slots, t->mask, old, oldcap);
+    /* The filter anew, from the shapes there are (removed ones drop out). */
+    free(t->filter);
+    t->filter = NULL;
+    *t->bytes += (words - oldwords) * sizeof *t->filter;
+    if (words) {
+        if (!(t->filter = calloc(words, sizeof *t->filter)))
+            abort();
+        t->fshift = 32 - (uint32_t)__builtin_ctzll(words);
+        for (uint32_t i = 0; i < cap; i++)
+            if (t->slots[i].hash)
+                filter_add(t, t->slots[i].hash);
+    }
     rn_table_free(oldblock, (size_t)oldcap * sizeof *old, t->bytes);
 }
 
@@ -114,6 +142,7 @@ void rx_add(rxtab_t *t, const rshape_t *s, const torii_rentry_t *e)
     if (!v.len) /* a long text lives in a payload */
         rpay_add(t->bytes, &v.pay, s, e, NULL);
     robin_place(&exact_kind, t->slots, t->mask, &v);
+    filter_add(t, h);
     t->n++;
 }
 
