@@ -2,23 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/asan.h"
 #include "base/pool.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define POOL_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define POOL_ASAN 1
-#endif
-#endif
-#ifdef POOL_ASAN
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define POISON(p, n)   ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
 
 typedef struct block_s {
     struct block_s *next;
@@ -58,7 +43,7 @@ static torii_pool_t *take_spare(size_t block_size)
             *pp = pool->next_spare;
             nspares--;
             pool->next_spare = NULL;
-            UNPOISON(pool->head->data, pool->head->size);
+            TORII_UNPOISON(pool->head->data, pool->head->size);
             return pool;
         }
     }
@@ -153,7 +138,7 @@ void torii_pool_destroy(torii_pool_t *pool)
     if (keep && nspares < SPARE_MAX && pool->block_size <= SPARE_BLOCK_MAX) {
         keep->next = NULL;
         keep->used = 0;
-        POISON(keep->data, keep->size);
+        TORII_POISON(keep->data, keep->size);
         pool->head = keep;
         pool->cleanups = NULL;
         pool->next_spare = spares;
@@ -170,7 +155,7 @@ void torii_pool_spares_drain(void)
     while (spares) {
         torii_pool_t *pool = spares;
         spares = pool->next_spare;
-        UNPOISON(pool->head->data, pool->head->size);
+        TORII_UNPOISON(pool->head->data, pool->head->size);
         free(pool->head);
         free(pool);
     }

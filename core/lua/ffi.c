@@ -180,7 +180,7 @@ int torii_ffi_req_param(struct torii_request_s *r, const char *name, size_t nlen
     return fail(TORII_FFI_NOT_FOUND, "no such parameter");
 }
 
-static torii_pool_t *request_pool(torii_request_t *r)
+torii_pool_t *torii_ffi_request_pool(torii_request_t *r)
 {
     if (!r->pool)
         r->pool = torii_pool_create(4096);
@@ -205,7 +205,7 @@ static const char *bad_header(const char *name, size_t nlen, const char *value, 
 static void append_edit(torii_request_t *r, torii_hdr_edit_t **list, int op, const char *name, size_t nlen,
                         const char *value, size_t vlen)
 {
-    torii_pool_t *pool = request_pool(r);
+    torii_pool_t *pool = torii_ffi_request_pool(r);
     torii_hdr_edit_t *e = torii_palloc(pool, sizeof *e), **tail = list;
     e->op = (torii_edit_op_t)op;
     e->name = torii_str(torii_pstrndup(pool, name, nlen), nlen);
@@ -255,7 +255,7 @@ int torii_ffi_up_target(struct torii_request_s *r, const char *p, size_t n)
         return TORII_FFI_BAD_PHASE;
     if (!line_safe(p, n) || p[0] != '/')
         return fail(TORII_FFI_ERROR, "the upstream target must start with '/' and hold no space or control byte");
-    r->up_target = torii_str(torii_pstrndup(request_pool(r), p, n), n);
+    r->up_target = torii_str(torii_pstrndup(torii_ffi_request_pool(r), p, n), n);
     return TORII_FFI_OK;
 }
 
@@ -266,7 +266,7 @@ int torii_ffi_up_get_target(struct torii_request_s *r, const char **p, size_t *n
         return out(r->up_target, p, n);
     if (r->head.origin.n && r->head.origin.p[0] == '?') { /* "http://h?q": the path is "/" */
         size_t len = r->head.origin.n + 1;
-        char *t = torii_palloc(request_pool(r), len + 1);
+        char *t = torii_palloc(torii_ffi_request_pool(r), len + 1);
         t[0] = '/';
         memcpy(t + 1, r->head.origin.p, r->head.origin.n);
         return out(torii_str(t, len), p, n);
@@ -284,7 +284,7 @@ int torii_ffi_up_method(struct torii_request_s *r, const char *p, size_t n)
     for (size_t i = 0; i < n; i++)
         if (!((p[i] >= 'A' && p[i] <= 'Z') || p[i] == '-' || p[i] == '_'))
             return fail(TORII_FFI_ERROR, "a method is upper-case letters");
-    r->up_method = torii_str(torii_pstrndup(request_pool(r), p, n), n);
+    r->up_method = torii_str(torii_pstrndup(torii_ffi_request_pool(r), p, n), n);
     return TORII_FFI_OK;
 }
 
@@ -295,7 +295,7 @@ int torii_ffi_up_host(struct torii_request_s *r, const char *p, size_t n)
         return TORII_FFI_BAD_PHASE;
     if (!line_safe(p, n) || memchr(p, '/', n) || memchr(p, '@', n))
         return fail(TORII_FFI_ERROR, "invalid Host value");
-    r->up_host = torii_str(torii_pstrndup(request_pool(r), p, n), n);
+    r->up_host = torii_str(torii_pstrndup(torii_ffi_request_pool(r), p, n), n);
     return TORII_FFI_OK;
 }
 
@@ -332,7 +332,7 @@ int torii_ffi_up_upstream_inline(struct torii_request_s *r, const void *u)
 int torii_ffi_req_set_consumer(struct torii_request_s *r, const char *p, size_t n)
 {
     CHECK_REQ(r);
-    r->consumer = torii_str(torii_pstrndup(request_pool(r), p, n), n);
+    r->consumer = torii_str(torii_pstrndup(torii_ffi_request_pool(r), p, n), n);
     return TORII_FFI_OK;
 }
 
@@ -439,7 +439,7 @@ int torii_ffi_resp_exit(struct torii_request_s *r, int status, const char *body,
     if (status < 200 || status > 599)
         return fail(TORII_FFI_ERROR, "exit status must be 200..599");
     r->exit_status = status;
-    r->exit_body = torii_str(torii_pstrndup(request_pool(r), body ? body : "", blen), blen);
+    r->exit_body = torii_str(torii_pstrndup(torii_ffi_request_pool(r), body ? body : "", blen), blen);
     return TORII_FFI_OK;
 }
 

@@ -22,9 +22,7 @@ static int refuse(const char *why)
  * names the phase chose, for the spec to see (a copy: Lua's string may go). */
 static torii_str_t keep(torii_request_t *r, const char *p, size_t n)
 {
-    if (!r->pool)
-        r->pool = torii_pool_create(4096);
-    return torii_str(torii_pstrndup(r->pool, p, n), n);
+    return torii_str(torii_pstrndup(torii_ffi_request_pool(r), p, n), n);
 }
 
 static int check(torii_request_t *r)

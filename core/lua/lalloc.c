@@ -5,25 +5,13 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "base/asan.h"
 #include "lua/lalloc.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define LALLOC_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define LALLOC_ASAN 1
-#endif
-#endif
-
-#ifdef LALLOC_ASAN
-#include <sanitizer/asan_interface.h>
-#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
-#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#define REDZONE        GRAIN /* a poisoned grain after every small block */
+#ifdef TORII_ASAN
+#define REDZONE GRAIN /* a poisoned grain after every small block */
 #else
-#define POISON(p, n)   ((void)(p), (void)(n))
-#define UNPOISON(p, n) ((void)(p), (void)(n))
-#define REDZONE        0u
+#define REDZONE 0u
 #endif
 
 #define GRAIN     16u
@@ -61,7 +49,7 @@ static void chunk_release(chunk_t *c)
         ncache++;
         return;
     }
-    UNPOISON(c, CHUNK);
+    TORII_UNPOISON(c, CHUNK);
     free(c);
 }
 
@@ -72,7 +60,7 @@ void torii_lalloc_free(torii_lalloc_t *a)
         return;
     for (c = a->chunks; c; c = next) {
         next = c->next;
-        POISON(c + 1, CHUNK - sizeof *c);
+        TORII_POISON(c + 1, CHUNK - sizeof *c);
         chunk_release(c);
     }
     free(a);
@@ -83,7 +71,7 @@ void torii_lalloc_cache_drain(void)
     while (cache) {
         chunk_t *c = cache;
         cache = c->next;
-        UNPOISON(c, CHUNK);
+        TORII_UNPOISON(c, CHUNK);
         free(c);
     }
     ncache = 0;
@@ -101,9 +89,9 @@ static size_t class_of(size_t n)
 
 static void push_free(torii_lalloc_t *a, void *p, size_t cls)
 {
-    UNPOISON(p, sizeof(void *));
+    TORII_UNPOISON(p, sizeof(void *));
     *(void **)p = a->free[cls];
-    POISON(p, cls * GRAIN);
+    TORII_POISON(p, cls * GRAIN);
     a->free[cls] = p;
 }
 
@@ -120,7 +108,7 @@ static bool new_chunk(torii_lalloc_t *a)
 #ifdef MADV_HUGEPAGE
         madvise(c, CHUNK, MADV_HUGEPAGE); /* a hint; the kernel may not */
 #endif
-        POISON(c + 1, CHUNK - sizeof *c);
+        TORII_POISON(c + 1, CHUNK - sizeof *c);
     }
     /* The old chunk's rest serves its own class from now on. */
     if (a->left >= GRAIN)
@@ -138,7 +126,7 @@ static void *small_alloc(torii_lalloc_t *a, size_t n)
     size_t cls = class_of(n), size = cls * GRAIN;
     char *p = a->free[cls];
     if (p) {
-        UNPOISON(p, sizeof(void *));
+        TORII_UNPOISON(p, sizeof(void *));
         a->free[cls] = *(void **)p;
     } else {
         if (a->left < size && !new_chunk(a))
@@ -147,7 +135,7 @@ static void *small_alloc(torii_lalloc_t *a, size_t n)
         a->cur += size;
         a->left -= size;
     }
-    UNPOISON(p, n);
+    TORII_UNPOISON(p, n);
     return p;
 }
 
@@ -187,9 +175,9 @@ void *torii_lalloc(void *ud, void *ptr, size_t osize, size_t nsize)
         return p;
     }
     if (ptr && osize <= SMALL && nsize <= SMALL && class_of(osize) == class_of(nsize)) {
-        UNPOISON(ptr, nsize);
+        TORII_UNPOISON(ptr, nsize);
         if (nsize < osize)
-            POISON((char *)ptr + nsize, osize - nsize);
+            TORII_POISON((char *)ptr + nsize, osize - nsize);
         return ptr; /* the block has room */
     }
     p = nsize > SMALL ? big_alloc(a, nsize) : small_alloc(a, nsize);

@@ -214,9 +214,7 @@ void torii_waiter_hold(const torii_waiter_t *w, torii_held_t *h)
     }
     if (!r->held.next) { /* the request's first: its end will release them all */
         torii_list_init(&r->held);
-        if (!r->pool)
-            r->pool = torii_pool_create(1024);
-        torii_pool_cleanup(r->pool, request_ended, r);
+        torii_pool_cleanup(torii_ffi_request_pool(r), request_ended, r);
     }
     torii_list_push(&r->held, &h->link);
 }

@@ -6,8 +6,9 @@
  * close"), judged by its status line: a healthy status is a success; any
  * other status, a refused or reset connection, or no status line within
  * the timeout is a failure of its kind. A tcp probe is a connect: done in
- * time is a success, refused or reset a tcp failure, else a timeout. Enough consecutive failures of one
- * kind take the node down; enough successes bring it back. Probes run at
+ * time is a success, refused or reset a tcp failure, else a timeout.
+ * Enough consecutive failures of one kind take the node down; enough
+ * successes bring it back. Probes run at
  * the healthy interval while the node is up, the unhealthy one while down.
  */
 #include <errno.h>

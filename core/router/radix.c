@@ -617,10 +617,10 @@ static bool exact_match(const rxslot_t *x, torii_str_t path, const torii_rfilter
  * the slot does not answer. */
 void torii_rtree_prefetch(const torii_rtree_t *t, const torii_rpath_t *rp)
 {
-    bool filtered_in = rx_filter_says_maybe(&t->exact, rp->xh);
-    if (rx_worth_probing(&t->exact, rp->xh))
+    bool probe = rx_worth_probing(&t->exact, rp->xh);
+    if (probe)
         rx_prefetch(&t->exact, rp->xh);
-    if (!filtered_in && rp->tree && t->root.kids != 0)
+    if (!(probe && t->exact.filter) && rp->tree && t->root.kids != 0)
         first_burst(t, rp);
 }
 

@@ -100,6 +100,15 @@ end
 
 local upstream = torii.upstream
 
+-- true, or nil and C's message when what was named does not exist; any
+-- other failure raises. Called as a tail call, so that errors blame the
+-- plugin.
+local function found(rc, fname)
+  if rc == tffi.NOT_FOUND then return nil, tffi.errmsg() end
+  check(rc, fname)
+  return true
+end
+
 -- Header values: a number is handed to C as a number, which writes it as
 -- tostring would. A counter in a header (X-RateLimit-Remaining) then makes
 -- no Lua string per request, each of which would be hashed, interned and
@@ -176,25 +185,20 @@ function upstream.set_method(method)
   upstream_set(C.torii_ffi_up_method, "upstream.set_method", method)
 end
 
---- The Host header sent upstream (rewrite, access).
 --- Send the request to another upstream (an id of `upstreams:`, or an
 --- upstream written inline in the plugin's configuration, which reaches the
 --- plugin already compiled) instead of its route's (rewrite, access). true,
 --- or nil and why (no such upstream).
 function upstream.set_upstream(id)
+  local r = current("upstream.set_upstream")
   if type(id) == "userdata" then
-    local rc = C.torii_ffi_up_upstream_inline(current("upstream.set_upstream"), id)
-    if rc == tffi.NOT_FOUND then return nil, tffi.errmsg() end
-    check(rc, "upstream.set_upstream")
-    return true
+    return found(C.torii_ffi_up_upstream_inline(r, id), "upstream.set_upstream")
   end
   id = tostring(id)
-  local rc = C.torii_ffi_up_upstream(current("upstream.set_upstream"), id, #id)
-  if rc == tffi.NOT_FOUND then return nil, tffi.errmsg() end
-  check(rc, "upstream.set_upstream")
-  return true
+  return found(C.torii_ffi_up_upstream(r, id, #id), "upstream.set_upstream")
 end
 
+--- The Host header sent upstream (rewrite, access).
 function upstream.set_host(host)
   upstream_set(C.torii_ffi_up_host, "upstream.set_host", host)
 end
@@ -456,20 +460,14 @@ local failures = { "connect_error", "timeout", "status" }
 --- true, or nil and why.
 function torii.balancer.set_node(name)
   name = tostring(name)
-  local rc = C.torii_ffi_bal_set_node(current("balancer.set_node"), name, #name)
-  if rc == tffi.NOT_FOUND then return nil, tffi.errmsg() end
-  check(rc, "balancer.set_node")
-  return true
+  return found(C.torii_ffi_bal_set_node(current("balancer.set_node"), name, #name), "balancer.set_node")
 end
 
 --- Send this try to another upstream (an id of `upstreams:`); its balancer
 --- picks the node unless set_node is called after. true, or nil and why.
 function torii.balancer.set_upstream(id)
   id = tostring(id)
-  local rc = C.torii_ffi_bal_set_upstream(current("balancer.set_upstream"), id, #id)
-  if rc == tffi.NOT_FOUND then return nil, tffi.errmsg() end
-  check(rc, "balancer.set_upstream")
-  return true
+  return found(C.torii_ffi_bal_set_upstream(current("balancer.set_upstream"), id, #id), "balancer.set_upstream")
 end
 
 --- This try's number (1 for the first), and for a retry how the last try

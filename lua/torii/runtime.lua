@@ -205,6 +205,15 @@ end
 --- Called once per VM with the configuration (see core/lua/vm.c). Returns
 --- true and, per route index, whether it runs any plugin and whether any
 --- has a body_filter; or nil, error.
+-- Bit p set for each phase p the plugin has a function for.
+local function phase_mask(plugin)
+  local mask = 0
+  for _, p in ipairs(PLUGIN_PHASES) do
+    if plugin[PHASES[p]] then mask = bit.bor(mask, bit.lshift(1, p)) end
+  end
+  return mask
+end
+
 function M.init(conf)
   local dirs = conf.plugin_dirs
   local cok, cerr = init_consumers(conf, dirs)
@@ -227,11 +236,7 @@ function M.init(conf)
   -- plugin may meet them once a consumer is known.
   local consumer_mask = 0
   for _, set in pairs(consumer_sets) do
-    for _, e in pairs(set) do
-      for _, p in ipairs(PLUGIN_PHASES) do
-        if e.plugin[PHASES[p]] then consumer_mask = bit.bor(consumer_mask, bit.lshift(1, p)) end
-      end
-    end
+    for _, e in pairs(set) do consumer_mask = bit.bor(consumer_mask, phase_mask(e.plugin)) end
   end
   local has, filters = {}, {}
   local empty_chain, empty_set = {}, {}
@@ -254,9 +259,7 @@ function M.init(conf)
     local mask, auth = 0, false
     for _, e in ipairs(chains[i]) do
       auth = auth or e.plugin.consumer_schema ~= nil
-      for _, p in ipairs(PLUGIN_PHASES) do
-        if e.plugin[PHASES[p]] then mask = bit.bor(mask, bit.lshift(1, p)) end
-      end
+      mask = bit.bor(mask, phase_mask(e.plugin))
     end
     if auth then mask = bit.bor(mask, consumer_mask) end
     has[i] = mask
