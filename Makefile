@@ -7,7 +7,7 @@ BUILD := build
 # Debian packages the build and the tests need; installed when missing.
 DEPS := gcc make pkg-config libev-dev libhttp-parser-dev libyaml-dev libssl-dev \
         libluajit2-5.1-dev luajit2 lua-cjson lua-busted lua-socket lua-check \
-        clang libclang-rt-14-dev clang-format libpcre2-dev
+        clang libclang-rt-14-dev clang-format libpcre2-dev liburing-dev
 BENCH_DEPS := nginx haproxy wrk libnginx-mod-http-lua
 
 CPPFLAGS := -Icore -I/usr/include/luajit-2.1 -D_GNU_SOURCE -MMD -MP
@@ -15,7 +15,7 @@ CFLAGS_BASE := -std=c11 -Wall -Wextra -Werror
 RELEASE_CFLAGS := $(CFLAGS_BASE) -O2 -g
 ASAN_CFLAGS := $(CFLAGS_BASE) -O1 -g -fno-omit-frame-pointer \
                -fsanitize=address,undefined -fno-sanitize-recover=undefined
-LDLIBS := -lev -lhttp_parser -lyaml -lpcre2-8 -lluajit-5.1 -lm
+LDLIBS := -lev -lhttp_parser -lyaml -lpcre2-8 -lluajit-5.1 -luring -lm
 
 SRC := $(shell find core -name '*.c' | sort)
 LIB_SRC := $(filter-out core/main.c,$(SRC))

@@ -58,6 +58,13 @@ echo "== specs"
 bash t/run-specs.sh 2>&1 | tee "$log_dir/specs.log"
 add_busted specs "$log_dir/specs.log" 0
 
+# The proxy's own specs once more with io_uring off: the plain-call path
+# of the socket rounds (event/ioq.h) must behave the same.
+echo "== proxy specs with plain socket calls"
+TORII_TEST_IO_URING=0 bash t/run-specs.sh t/integration/{http,streaming,framing,upstream,retry}_spec.lua 2>&1 |
+  tee "$log_dir/specs-plain.log"
+add_busted "proxy specs, plain calls" "$log_dir/specs-plain.log" 0
+
 echo "== in-process specs (torii test)"
 bash t/run-inprocess.sh 2>&1 | tee "$log_dir/inprocess.log"
 add_busted "in-process specs" "$log_dir/inprocess.log" "${PIPESTATUS[0]}"

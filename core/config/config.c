@@ -341,6 +341,7 @@ static const torii_field_t top_fields[] = {
     {"lua", torii_dec_object, 0, 0, 0, lua_fields, false},
     F("shutdown_timeout", torii_dec_duration, torii_config_t, shutdown_timeout_ms, 0, DAY),
     F("watch", torii_dec_bool, torii_config_t, watch, 0, 0),
+    F("io_uring", torii_dec_bool, torii_config_t, io_uring, 0, 0),
     {"trusted_proxies", dec_trusted, 0, 0, 0, NULL, false},
     {"client", torii_dec_object, offsetof(torii_config_t, client), 0, 0, client_fields, false},
     {"proxy", torii_dec_object, offsetof(torii_config_t, proxy), 0, 0, proxy_fields, false},
@@ -366,6 +367,7 @@ static const torii_field_t include_fields[] = {
 static void set_defaults(torii_config_t *conf)
 {
     conf->workers = 1;
+    conf->io_uring = true;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     if (cpus > 0)
         conf->workers = (uint32_t)cpus;

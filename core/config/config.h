@@ -194,6 +194,7 @@ typedef struct {
     torii_upstream_conf_t **upstreams; /* declared and inline ones, by index */
     uint32_t nupstreams, upstreams_cap;
     bool watch;          /* reload when a configuration or plugin file changes */
+    bool io_uring;       /* socket calls in rounds through io_uring, where the kernel allows */
     char **include_dirs; /* where the include patterns look (for the watcher) */
     uint32_t ninclude_dirs;
     char **shdict_names; /* `shared_dicts: {name: size}` */

@@ -15,6 +15,7 @@ typedef ev_io torii_io_t;
 typedef ev_timer torii_timer_t;
 typedef ev_prepare torii_prepare_t;
 typedef ev_signal torii_signal_t;
+typedef ev_idle torii_idle_t;
 
 #define TORII_EV_READ  EV_READ
 #define TORII_EV_WRITE EV_WRITE
@@ -30,6 +31,9 @@ typedef ev_signal torii_signal_t;
 #define torii_prepare_init  ev_prepare_init
 #define torii_prepare_start ev_prepare_start
 #define torii_prepare_stop  ev_prepare_stop
+#define torii_idle_init     ev_idle_init
+#define torii_idle_start    ev_idle_start
+#define torii_idle_stop     ev_idle_stop
 #define torii_signal_init   ev_signal_init
 #define torii_signal_start  ev_signal_start
 #define torii_signal_stop   ev_signal_stop

@@ -28,6 +28,10 @@ static void on_read(torii_loop_t *loop, torii_io_t *io, int revents);
 static void on_write(torii_loop_t *loop, torii_io_t *io, int revents);
 static void on_timer(torii_loop_t *loop, torii_timer_t *t, int revents);
 static void process_input(torii_client_t *c);
+static torii_ioop_prep_t prep_read(torii_ioop_t *op, void **buf, size_t *len);
+static void read_done(torii_ioop_t *op, ssize_t n);
+static torii_ioop_prep_t prep_send(torii_ioop_t *op, void **buf, size_t *len);
+static void send_done(torii_ioop_t *op, ssize_t n);
 
 static const char *state_name(torii_client_state_t s)
 {
@@ -55,6 +59,8 @@ void torii_client_accept(torii_worker_t *w, int fd, const torii_addr_t *peer)
     torii_addr_format_ip((const struct sockaddr *)&peer->sa, c->ip, sizeof c->ip);
     torii_io_init(&c->rio, on_read, fd, TORII_EV_READ);
     torii_io_init(&c->wio, on_write, fd, TORII_EV_WRITE);
+    torii_ioop_init(&c->rop, TORII_IOOP_READ, prep_read, read_done);
+    torii_ioop_init(&c->sop, TORII_IOOP_SEND, prep_send, send_done);
     torii_timer_init(&c->timer, on_timer, 0., 0.);
     torii_timer_init(&c->wait_timer, torii_driver_wait_over, 0., 0.);
     torii_timer_init(&c->retry_timer, torii_driver_retry_due, 0., 0.);
@@ -74,6 +80,8 @@ void torii_client_close(torii_client_t *c, bool reset)
         torii_driver_abort(c);
     torii_io_stop(w->loop, &c->rio);
     torii_io_stop(w->loop, &c->wio);
+    torii_ioop_cancel(&c->rop);
+    torii_ioop_cancel(&c->sop);
     torii_timer_stop(w->loop, &c->timer);
     torii_timer_stop(w->loop, &c->wait_timer);
     torii_timer_stop(w->loop, &c->retry_timer);
@@ -121,15 +129,29 @@ void torii_client_update_timer(torii_client_t *c)
         torii_timer_stop(c->w->loop, &c->timer);
 }
 
-int torii_client_flush(torii_client_t *c)
+static void write_waits(torii_client_t *c)
+{
+    if (!torii_io_active(&c->wio)) {
+        torii_io_start(c->w->loop, &c->wio);
+        torii_client_update_timer(c);
+    }
+}
+
+static void write_done(torii_client_t *c)
+{
+    if (torii_io_active(&c->wio)) {
+        torii_io_stop(c->w->loop, &c->wio);
+        torii_client_update_timer(c);
+    }
+}
+
+/* Send what c->out holds now, with plain calls. */
+static int flush_now(torii_client_t *c)
 {
     while (torii_buf_len(&c->out) > 0) {
         ssize_t n = torii_sock_write(c->fd, torii_buf_pos(&c->out), torii_buf_len(&c->out));
         if (n == TORII_AGAIN) {
-            if (!torii_io_active(&c->wio)) {
-                torii_io_start(c->w->loop, &c->wio);
-                torii_client_update_timer(c);
-            }
+            write_waits(c);
             return TORII_AGAIN;
         }
         if (n < 0) {
@@ -141,25 +163,82 @@ int torii_client_flush(torii_client_t *c)
             c->req->bytes_sent += (uint64_t)n;
         torii_buf_consume(&c->out, (size_t)n);
     }
-    if (torii_io_active(&c->wio)) {
-        torii_io_stop(c->w->loop, &c->wio);
-        torii_client_update_timer(c);
-    }
+    write_done(c);
     return TORII_OK;
+}
+
+/* The output went (or some of it, in a tunnel): what waits on it goes on. */
+static void drained(torii_client_t *c)
+{
+    if (c->state == TORII_CLIENT_TUNNEL)
+        torii_driver_tunnel_drained(c);
+    else if (c->state == TORII_CLIENT_LINGER) {
+        if (torii_buf_len(&c->out) == 0)
+            shutdown(c->fd, SHUT_WR);
+    } else /* ACTIVE, or HEAD with an answer to a rejected head */
+        torii_driver_client_drained(c);
+}
+
+/* Output is sent in the loop pass's round of socket calls (event/ioq.h),
+ * so this says AGAIN: the rest follows from drained(), as after a write
+ * event. With nothing to send it is done at once. */
+int torii_client_flush(torii_client_t *c)
+{
+    if (torii_buf_len(&c->out) == 0)
+        return flush_now(c);
+    if (!torii_io_active(&c->wio)) /* else the write event comes first */
+        torii_ioq_add(c->w->ioq, &c->sop, c->fd);
+    return TORII_AGAIN;
+}
+
+static torii_ioop_prep_t prep_send(torii_ioop_t *op, void **buf, size_t *len)
+{
+    torii_client_t *c = torii_container_of(op, torii_client_t, sop);
+    if (torii_buf_len(&c->out) == 0)
+        return TORII_IOOP_SYNC;
+    *buf = (void *)torii_buf_pos(&c->out);
+    *len = torii_buf_len(&c->out);
+    return TORII_IOOP_GO;
+}
+
+static void send_done(torii_ioop_t *op, ssize_t n)
+{
+    torii_client_t *c = torii_container_of(op, torii_client_t, sop);
+    if (n == TORII_IOOP_SKIPPED) {
+        if (flush_now(c) != TORII_ERROR)
+            drained(c);
+        return;
+    }
+    if (n == TORII_AGAIN) {
+        write_waits(c);
+        return;
+    }
+    if (n < 0) {
+        torii_log_info("client %s: write failed: %s", c->ip, strerror(errno));
+        torii_client_close(c, false);
+        return;
+    }
+    if (c->req)
+        c->req->bytes_sent += (uint64_t)n;
+    torii_buf_consume(&c->out, (size_t)n);
+    if (torii_buf_len(&c->out) > 0) {
+        if ((size_t)n < op->len)
+            write_waits(c); /* the socket is full */
+        else
+            torii_ioq_add(c->w->ioq, &c->sop, c->fd); /* more came meanwhile */
+        return;
+    }
+    write_done(c);
+    drained(c);
 }
 
 static void on_write(torii_loop_t *loop, torii_io_t *io, int revents)
 {
     torii_client_t *c = torii_container_of(io, torii_client_t, wio);
     (void)loop, (void)revents;
-    if (torii_client_flush(c) == TORII_ERROR)
+    if (flush_now(c) == TORII_ERROR)
         return;
-    if (c->state == TORII_CLIENT_TUNNEL)
-        torii_driver_tunnel_drained(c);
-    else if (c->state == TORII_CLIENT_ACTIVE)
-        torii_driver_client_drained(c);
-    else if (c->state == TORII_CLIENT_LINGER && torii_buf_len(&c->out) == 0)
-        shutdown(c->fd, SHUT_WR);
+    drained(c);
 }
 
 /* Close gracefully: send what is queued, then stop sending and discard
@@ -332,17 +411,14 @@ static void process_input(torii_client_t *c)
     process_head(c);
 }
 
-static void read_head(torii_client_t *c)
+static size_t head_room(torii_client_t *c)
 {
-    const torii_client_conf_t *cc = &c->w->conf->client;
     /* One byte more than the limit, so an oversized head is detected. */
-    size_t room = torii_buf_space(&c->in, 4096, (size_t)cc->max_header_size + 1, true);
-    ssize_t n;
-    if (room == 0) {
-        reject_head(c, 431, "request header fields too large");
-        return;
-    }
-    n = torii_sock_read(c->fd, c->in.data + c->in.end, room);
+    return torii_buf_space(&c->in, 4096, (size_t)c->w->conf->client.max_header_size + 1, true);
+}
+
+static void head_read(torii_client_t *c, ssize_t n)
+{
     if (n == TORII_AGAIN)
         return;
     if (n <= 0) {
@@ -353,6 +429,16 @@ static void read_head(torii_client_t *c)
     }
     c->in.end += (uint32_t)n;
     process_input(c);
+}
+
+static void read_head(torii_client_t *c)
+{
+    size_t room = head_room(c);
+    if (room == 0) {
+        reject_head(c, 431, "request header fields too large");
+        return;
+    }
+    head_read(c, torii_sock_read(c->fd, c->in.data + c->in.end, room));
 }
 
 /* While a request is active, bytes are body (or the next pipelined
@@ -378,10 +464,8 @@ static void read_active(torii_client_t *c)
         torii_driver_body(c);
 }
 
-static void on_read(torii_loop_t *loop, torii_io_t *io, int revents)
+static void read_now(torii_client_t *c)
 {
-    torii_client_t *c = torii_container_of(io, torii_client_t, rio);
-    (void)loop, (void)revents;
     switch (c->state) {
     case TORII_CLIENT_IDLE:
     case TORII_CLIENT_HEAD: read_head(c); break;
@@ -389,6 +473,42 @@ static void on_read(torii_loop_t *loop, torii_io_t *io, int revents)
     case TORII_CLIENT_TUNNEL: torii_driver_tunnel_client_readable(c); break;
     case TORII_CLIENT_LINGER: linger_read(c); break;
     }
+}
+
+/* A request head is read in the loop pass's round of socket calls
+ * (event/ioq.h); other reads are rarer and made here. */
+static void on_read(torii_loop_t *loop, torii_io_t *io, int revents)
+{
+    torii_client_t *c = torii_container_of(io, torii_client_t, rio);
+    (void)loop, (void)revents;
+    if (c->state == TORII_CLIENT_IDLE || c->state == TORII_CLIENT_HEAD)
+        torii_ioq_add(c->w->ioq, &c->rop, c->fd);
+    else
+        read_now(c);
+}
+
+static torii_ioop_prep_t prep_read(torii_ioop_t *op, void **buf, size_t *len)
+{
+    torii_client_t *c = torii_container_of(op, torii_client_t, rop);
+    if (c->read_paused)
+        return TORII_IOOP_DROP; /* its resumed watcher asks again */
+    if (c->state != TORII_CLIENT_IDLE && c->state != TORII_CLIENT_HEAD)
+        return TORII_IOOP_SYNC;
+    *len = head_room(c);
+    if (*len == 0)
+        return TORII_IOOP_SYNC; /* read_head says 431 */
+    *buf = c->in.data + c->in.end;
+    return TORII_IOOP_GO;
+}
+
+static void read_done(torii_ioop_t *op, ssize_t n)
+{
+    torii_client_t *c = torii_container_of(op, torii_client_t, rop);
+    if (n == TORII_IOOP_SKIPPED) {
+        if (!c->read_paused)
+            read_now(c);
+    } else
+        head_read(c, n);
 }
 
 static void on_timer(torii_loop_t *loop, torii_timer_t *t, int revents)

@@ -14,6 +14,7 @@
 #include "base/buf.h"
 #include "base/list.h"
 #include "config/config.h"
+#include "event/ioq.h"
 #include "event/loop.h"
 #include "http/request.h"
 #include "router/router.h"
@@ -38,6 +39,7 @@ struct torii_client_s {
     int fd;
     torii_client_state_t state;
     torii_io_t rio, wio;
+    torii_ioop_t rop, sop; /* a read and a send queued for the loop pass's round */
     torii_timer_t timer;
     torii_timer_t wait_timer;  /* a plugin's torii.sleep */
     torii_timer_t retry_timer; /* back-off before the next try */
@@ -66,6 +68,7 @@ struct torii_upstream_s {
     int fd;
     torii_upstream_state_t state;
     torii_io_t rio, wio;
+    torii_ioop_t rop, sop; /* as the client's */
     torii_timer_t timer;
     torii_buf_t in, out;
     size_t scanned;
@@ -100,6 +103,8 @@ struct torii_worker_s {
     torii_request_t *free_reqs[64];
     uint32_t nfree_reqs;
     torii_prepare_t flush;
+    torii_ioq_t *ioq;      /* the hot paths' socket calls, done once per loop pass */
+    torii_idle_t ioq_more; /* keeps the loop from waiting while ioq has work */
     torii_signal_t sigs[5];
     torii_timer_t shutdown_timer;
 };

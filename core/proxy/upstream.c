@@ -25,6 +25,29 @@ struct torii_upool_s {
 static void on_read(torii_loop_t *loop, torii_io_t *io, int revents);
 static void on_write(torii_loop_t *loop, torii_io_t *io, int revents);
 static void on_timer(torii_loop_t *loop, torii_timer_t *t, int revents);
+static torii_ioop_prep_t prep_read(torii_ioop_t *op, void **buf, size_t *len);
+static void read_done(torii_ioop_t *op, ssize_t n);
+static torii_ioop_prep_t prep_send(torii_ioop_t *op, void **buf, size_t *len);
+static void send_done(torii_ioop_t *op, ssize_t n);
+
+static void init_watchers(torii_upstream_t *up, int fd)
+{
+    torii_io_init(&up->rio, on_read, fd, TORII_EV_READ);
+    torii_io_init(&up->wio, on_write, fd, TORII_EV_WRITE);
+    torii_ioop_init(&up->rop, TORII_IOOP_READ, prep_read, read_done);
+    torii_ioop_init(&up->sop, TORII_IOOP_SEND, prep_send, send_done);
+    torii_timer_init(&up->timer, on_timer, 0., 0.);
+}
+
+/* Nothing may stay queued for a connection that goes idle or away. */
+static void stop_io(torii_upstream_t *up)
+{
+    torii_loop_t *loop = up->w->loop;
+    torii_io_stop(loop, &up->rio);
+    torii_io_stop(loop, &up->wio);
+    torii_ioop_cancel(&up->rop);
+    torii_ioop_cancel(&up->sop);
+}
 
 static unsigned addr_hash(const torii_addr_t *a)
 {
@@ -82,9 +105,7 @@ static torii_upstream_t *connect_new(torii_worker_t *w, torii_upool_node_t *node
     up->fd = fd;
     up->pool = node;
     torii_list_init(&up->link);
-    torii_io_init(&up->rio, on_read, fd, TORII_EV_READ);
-    torii_io_init(&up->wio, on_write, fd, TORII_EV_WRITE);
-    torii_timer_init(&up->timer, on_timer, 0., 0.);
+    init_watchers(up, fd);
     up->state = in_progress ? TORII_UP_CONNECTING : TORII_UP_BUSY;
     /* The write watcher reports the end of a connect in progress. */
     torii_io_start(w->loop, in_progress ? &up->wio : &up->rio);
@@ -121,8 +142,7 @@ void torii_upstream_close(torii_upstream_t *up)
         torii_list_remove(&up->link);
         up->pool->nidle--;
     }
-    torii_io_stop(loop, &up->rio);
-    torii_io_stop(loop, &up->wio);
+    stop_io(up);
     torii_timer_stop(loop, &up->timer);
     close(up->fd);
     torii_buf_release(&up->in);
@@ -146,7 +166,7 @@ void torii_upstream_release(torii_upstream_t *up, bool reusable)
     torii_buf_release(&up->out);
     up->scanned = 0;
     up->read_paused = false;
-    torii_io_stop(w->loop, &up->wio);
+    stop_io(up);
     torii_io_start(w->loop, &up->rio);
     torii_list_push(&up->pool->idle, &up->link);
     up->pool->nidle++;
@@ -166,8 +186,7 @@ int torii_upool_take(torii_worker_t *w, const torii_addr_t *addr, uint32_t *uses
     up = torii_list_entry(node->idle.next, torii_upstream_t, link);
     torii_list_remove(&up->link);
     node->nidle--;
-    torii_io_stop(w->loop, &up->rio);
-    torii_io_stop(w->loop, &up->wio);
+    stop_io(up);
     torii_timer_stop(w->loop, &up->timer);
     fd = up->fd;
     *uses = up->nrequests;
@@ -193,9 +212,7 @@ void torii_upool_put(torii_worker_t *w, const torii_addr_t *addr, int fd, uint32
     up->pool = node;
     up->nrequests = uses;
     up->state = TORII_UP_IDLE;
-    torii_io_init(&up->rio, on_read, fd, TORII_EV_READ);
-    torii_io_init(&up->wio, on_write, fd, TORII_EV_WRITE);
-    torii_timer_init(&up->timer, on_timer, 0., 0.);
+    init_watchers(up, fd);
     torii_io_start(w->loop, &up->rio);
     torii_list_push(&node->idle, &up->link);
     node->nidle++;
@@ -238,17 +255,29 @@ void torii_upstream_update_timer(torii_upstream_t *up)
         torii_timer_stop(up->w->loop, &up->timer);
 }
 
-int torii_upstream_flush(torii_upstream_t *up)
+static void write_waits(torii_upstream_t *up)
 {
-    if (up->state == TORII_UP_CONNECTING)
-        return TORII_AGAIN; /* flushed once connected */
+    if (!torii_io_active(&up->wio)) {
+        torii_io_start(up->w->loop, &up->wio);
+        torii_upstream_update_timer(up);
+    }
+}
+
+static void write_done(torii_upstream_t *up)
+{
+    if (torii_io_active(&up->wio)) {
+        torii_io_stop(up->w->loop, &up->wio);
+        torii_upstream_update_timer(up);
+    }
+}
+
+/* Send what up->out holds now, with plain calls. */
+static int flush_now(torii_upstream_t *up)
+{
     while (torii_buf_len(&up->out) > 0) {
         ssize_t n = torii_sock_write(up->fd, torii_buf_pos(&up->out), torii_buf_len(&up->out));
         if (n == TORII_AGAIN) {
-            if (!torii_io_active(&up->wio)) {
-                torii_io_start(up->w->loop, &up->wio);
-                torii_upstream_update_timer(up);
-            }
+            write_waits(up);
             return TORII_AGAIN;
         }
         if (n < 0) {
@@ -257,11 +286,61 @@ int torii_upstream_flush(torii_upstream_t *up)
         }
         torii_buf_consume(&up->out, (size_t)n);
     }
-    if (torii_io_active(&up->wio)) {
-        torii_io_stop(up->w->loop, &up->wio);
-        torii_upstream_update_timer(up);
-    }
+    write_done(up);
     return TORII_OK;
+}
+
+/* As torii_client_flush: sent in the loop pass's round of socket calls,
+ * and torii_driver_upstream_writable follows once it all went. */
+int torii_upstream_flush(torii_upstream_t *up)
+{
+    if (up->state == TORII_UP_CONNECTING)
+        return TORII_AGAIN; /* flushed once connected */
+    if (torii_buf_len(&up->out) == 0)
+        return flush_now(up);
+    if (!torii_io_active(&up->wio)) /* else the write event comes first */
+        torii_ioq_add(up->w->ioq, &up->sop, up->fd);
+    return TORII_AGAIN;
+}
+
+static torii_ioop_prep_t prep_send(torii_ioop_t *op, void **buf, size_t *len)
+{
+    torii_upstream_t *up = torii_container_of(op, torii_upstream_t, sop);
+    if (up->state == TORII_UP_CONNECTING || up->state == TORII_UP_IDLE)
+        return TORII_IOOP_DROP;
+    if (torii_buf_len(&up->out) == 0)
+        return TORII_IOOP_SYNC;
+    *buf = (void *)torii_buf_pos(&up->out);
+    *len = torii_buf_len(&up->out);
+    return TORII_IOOP_GO;
+}
+
+static void send_done(torii_ioop_t *op, ssize_t n)
+{
+    torii_upstream_t *up = torii_container_of(op, torii_upstream_t, sop);
+    if (n == TORII_IOOP_SKIPPED) {
+        if (flush_now(up) == TORII_OK)
+            torii_driver_upstream_writable(up);
+        return;
+    }
+    if (n == TORII_AGAIN) {
+        write_waits(up);
+        return;
+    }
+    if (n < 0) {
+        torii_driver_upstream_error(up, TORII_UPERR_IO, errno);
+        return;
+    }
+    torii_buf_consume(&up->out, (size_t)n);
+    if (torii_buf_len(&up->out) > 0) {
+        if ((size_t)n < op->len)
+            write_waits(up); /* the socket is full */
+        else
+            torii_ioq_add(up->w->ioq, &up->sop, up->fd); /* more came meanwhile */
+        return;
+    }
+    write_done(up);
+    torii_driver_upstream_writable(up);
 }
 
 static void connected(torii_upstream_t *up)
@@ -287,7 +366,7 @@ static void on_write(torii_loop_t *loop, torii_io_t *io, int revents)
         connected(up);
         return;
     }
-    if (torii_upstream_flush(up) == TORII_OK)
+    if (flush_now(up) == TORII_OK)
         torii_driver_upstream_writable(up);
 }
 
@@ -304,26 +383,13 @@ static void idle_readable(torii_upstream_t *up)
     torii_upstream_close(up);
 }
 
-static void on_read(torii_loop_t *loop, torii_io_t *io, int revents)
+static size_t in_room(torii_upstream_t *up)
 {
-    torii_upstream_t *up = torii_container_of(io, torii_upstream_t, rio);
-    size_t room;
-    ssize_t n;
-    (void)loop, (void)revents;
-    if (up->state == TORII_UP_IDLE) {
-        idle_readable(up);
-        return;
-    }
-    if (up->state == TORII_UP_TUNNEL) {
-        torii_driver_tunnel_upstream_readable(up);
-        return;
-    }
-    room = torii_buf_space(&up->in, 4096, (size_t)up->w->conf->client.max_header_size + TORII_BUF_BLOCK, true);
-    if (room == 0) {
-        torii_upstream_pause_read(up); /* the driver has not taken the last bytes yet */
-        return;
-    }
-    n = torii_sock_read(up->fd, up->in.data + up->in.end, room);
+    return torii_buf_space(&up->in, 4096, (size_t)up->w->conf->client.max_header_size + TORII_BUF_BLOCK, true);
+}
+
+static void busy_read(torii_upstream_t *up, ssize_t n)
+{
     if (n == TORII_AGAIN)
         return;
     if (n < 0) {
@@ -339,6 +405,61 @@ static void on_read(torii_loop_t *loop, torii_io_t *io, int revents)
     up->got_bytes = true;
     torii_upstream_update_timer(up);
     torii_driver_upstream_readable(up);
+}
+
+static void read_now(torii_upstream_t *up)
+{
+    size_t room;
+    if (up->state == TORII_UP_IDLE) {
+        idle_readable(up);
+        return;
+    }
+    if (up->state == TORII_UP_TUNNEL) {
+        torii_driver_tunnel_upstream_readable(up);
+        return;
+    }
+    room = in_room(up);
+    if (room == 0) {
+        torii_upstream_pause_read(up); /* the driver has not taken the last bytes yet */
+        return;
+    }
+    busy_read(up, torii_sock_read(up->fd, up->in.data + up->in.end, room));
+}
+
+/* A response is read in the loop pass's round of socket calls
+ * (event/ioq.h); an idle or tunnelled connection's reads are made here. */
+static void on_read(torii_loop_t *loop, torii_io_t *io, int revents)
+{
+    torii_upstream_t *up = torii_container_of(io, torii_upstream_t, rio);
+    (void)loop, (void)revents;
+    if (up->state == TORII_UP_BUSY)
+        torii_ioq_add(up->w->ioq, &up->rop, up->fd);
+    else
+        read_now(up);
+}
+
+static torii_ioop_prep_t prep_read(torii_ioop_t *op, void **buf, size_t *len)
+{
+    torii_upstream_t *up = torii_container_of(op, torii_upstream_t, rop);
+    if (up->read_paused)
+        return TORII_IOOP_DROP; /* its resumed watcher asks again */
+    if (up->state != TORII_UP_BUSY)
+        return TORII_IOOP_SYNC;
+    *len = in_room(up);
+    if (*len == 0)
+        return TORII_IOOP_SYNC; /* read_now pauses */
+    *buf = up->in.data + up->in.end;
+    return TORII_IOOP_GO;
+}
+
+static void read_done(torii_ioop_t *op, ssize_t n)
+{
+    torii_upstream_t *up = torii_container_of(op, torii_upstream_t, rop);
+    if (n == TORII_IOOP_SKIPPED) {
+        if (!up->read_paused)
+            read_now(up);
+    } else
+        busy_read(up, n);
 }
 
 static void on_timer(torii_loop_t *loop, torii_timer_t *t, int revents)

@@ -217,10 +217,27 @@ static void on_signal(torii_loop_t *loop, torii_signal_t *s, int revents)
     }
 }
 
+/* The socket calls the pass's handlers queued (event/ioq.h), before the
+ * loop waits again. What a bounded run leaves makes the wait a poll. */
+static void run_ioq(torii_worker_t *w)
+{
+    if (torii_ioq_run(w->ioq))
+        torii_idle_stop(w->loop, &w->ioq_more);
+    else
+        torii_idle_start(w->loop, &w->ioq_more);
+}
+
+static void on_ioq_more(torii_loop_t *loop, torii_idle_t *i, int revents)
+{
+    (void)loop, (void)revents;
+    run_ioq(i->data);
+}
+
 static void on_prepare(torii_loop_t *loop, torii_prepare_t *p, int revents)
 {
     torii_worker_t *w = p->data;
     (void)loop, (void)revents;
+    run_ioq(w);
     torii_access_log_flush(); /* one write per loop pass, not per request */
     torii_worker_check_vm(w);
 }
@@ -237,6 +254,8 @@ static void setup_watchers(torii_worker_t *w)
         w->sigs[i].data = w;
         torii_signal_start(w->loop, &w->sigs[i]);
     }
+    torii_idle_init(&w->ioq_more, on_ioq_more);
+    w->ioq_more.data = w;
     torii_prepare_init(&w->flush, on_prepare);
     w->flush.data = w;
     torii_prepare_start(w->loop, &w->flush);
@@ -246,9 +265,45 @@ static void setup_watchers(torii_worker_t *w)
     accept_retry.data = w;
 }
 
+static void start_ioq(torii_worker_t *w)
+{
+    const char *why;
+    w->ioq = torii_ioq_new(w->conf->io_uring, &why);
+    if (!w->ioq)
+        abort();
+    if (torii_ioq_has_uring(w->ioq))
+        torii_log_info("worker %d: socket calls through io_uring", w->id);
+    else if (why)
+        torii_log_warn("worker %d: no io_uring (%s): plain socket calls", w->id, why);
+}
+
+void torii_worker_configure_ioq(torii_worker_t *w)
+{
+    const char *why;
+    bool had = torii_ioq_has_uring(w->ioq);
+    torii_ioq_set_uring(w->ioq, w->conf->io_uring, &why);
+    if (why)
+        torii_log_warn("worker %d: no io_uring (%s): plain socket calls", w->id, why);
+    else if (had != torii_ioq_has_uring(w->ioq))
+        torii_log_info("worker %d: socket calls %s", w->id, had ? "made one by one" : "through io_uring");
+}
+
+static void report_ioq(const torii_worker_t *w)
+{
+    const torii_ioq_stats_t *st = torii_ioq_stats(w->ioq);
+    torii_log_info("worker %d: socket I/O: %llu operations in %llu rounds, %llu through io_uring in %llu "
+                   "submissions, %llu plain calls",
+                   w->id, (unsigned long long)st->ops, (unsigned long long)st->rounds, (unsigned long long)st->batched,
+                   (unsigned long long)st->enters, (unsigned long long)st->direct);
+}
+
 static void cleanup(torii_worker_t *w)
 {
     close_all_clients(w);
+    report_ioq(w);
+    torii_idle_stop(w->loop, &w->ioq_more);
+    torii_ioq_free(w->ioq);
+    w->ioq = NULL;
     torii_cosocket_detach();
     torii_upool_free(w->upool, w->loop);
     for (uint32_t i = 0; i < w->nfree_reqs; i++)
@@ -295,6 +350,7 @@ int torii_worker_run(torii_config_t *conf, uint64_t gen_id, const int *listen_fd
         return 1;
     }
     w.conf = w.gen->conf;
+    start_ioq(&w);
     if (getrandom(&w.seed, sizeof w.seed, GRND_NONBLOCK) != sizeof w.seed)
         w.seed = (uint32_t)getpid() * 2654435761u;
     torii_timers_attach(w.loop);

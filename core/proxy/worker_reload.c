@@ -20,6 +20,7 @@
 #include "process/reload_msg.h"
 #include "proxy/gen.h"
 #include "proxy/health.h"
+#include "proxy/worker.h"
 #include "proxy/worker_reload.h"
 
 static double now_ms(void)
@@ -84,6 +85,7 @@ static void commit(torii_worker_t *w, uint64_t id)
     apply_logs(old->conf, w->conf);
     torii_budget_set(w->conf->lua_cpu_budget_ms);
     torii_dns_cache_configure(&w->conf->resolver);
+    torii_worker_configure_ioq(w);
     torii_vm_init_worker(w->gen->vm);
     torii_health_start(w); /* the probes of the new generation's upstreams */
     /* Say so first: freeing the old generation (its VM, router and

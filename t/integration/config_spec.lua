@@ -310,6 +310,7 @@ routes:
       expect_error(L .. "routes:\n  - id: a\n    uri: /a\n    upstream:\n      nodes: \"127.0.0.1:1\"\n",
         { line = 7, path = "routes[0].upstream.nodes", reason = "list" })
       expect_error(L .. "log: {level: loud}\n", { line = 3, path = "log.level", reason = "debug" })
+      expect_error(L .. "io_uring: on\n", { line = 3, path = "io_uring", reason = "boolean" })
     end)
 
     it("out-of-range values", function()

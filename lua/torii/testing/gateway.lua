@@ -228,6 +228,8 @@ local function config_text(opts, prefix, port)
       port = port or listen_port(cfg.listen)
     end
     if cfg.workers == nil then cfg.workers = opts.workers or 1 end
+    -- TORII_TEST_IO_URING=0: run a spec's gateways with plain socket calls.
+    if cfg.io_uring == nil and os_getenv("TORII_TEST_IO_URING") == "0" then cfg.io_uring = false end
     if cfg.log == nil then cfg.log = {} end
     if type(cfg.log) ~= "table" then error("gateway.start: config.log must be a table", 0) end
     cfg.log.error = cfg.log.error or "logs/error.log"
