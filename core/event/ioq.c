@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "base/common.h"
+#include "base/log.h"
 #include "event/ioq.h"
 
 #define RING_ENTRIES 256 /* operations per submission; a round may take several */
@@ -166,8 +167,8 @@ static ssize_t result(ssize_t raw)
 {
     if (raw >= 0 || raw == TORII_IOOP_SKIPPED)
         return raw;
-    if (raw == -EAGAIN || raw == -EWOULDBLOCK || raw == -EINTR)
-        return TORII_AGAIN;
+    if (raw == -EAGAIN || raw == -EWOULDBLOCK || raw == -EINTR || raw == -ECANCELED)
+        return TORII_AGAIN; /* cancelled: as if it would have blocked */
     errno = (int)-raw;
     return TORII_ERROR;
 }
@@ -225,48 +226,78 @@ static unsigned prepare(torii_ioq_t *q, torii_list_t *in, torii_list_t *out, boo
     return sqes;
 }
 
-/* Submit `n` prepared SQEs and collect their results into the ops. False
- * if the ring failed: the ops still -EINPROGRESS were not performed. */
-static bool submit(torii_ioq_t *q, unsigned n)
+/* Collect the CQEs there are; returns how many were operations' (a
+ * cancel request's own CQE carries no op). */
+static unsigned reap(torii_ioq_t *q)
 {
-    unsigned submitted = 0, reaped = 0;
+    struct io_uring_cqe *cqe;
+    unsigned head, all = 0, ops = 0;
+    io_uring_for_each_cqe(&q->ring, head, cqe)
+    {
+        torii_ioop_t *op = io_uring_cqe_get_data(cqe);
+        all++;
+        if (op) {
+            op->res = cqe->res;
+            ops++;
+        }
+    }
+    io_uring_cq_advance(&q->ring, all);
+    return ops;
+}
+
+/* Submit the round's `n` SQEs and collect every result. False when the
+ * ring misbehaved (a submission refused, or a kernel that kept an
+ * operation past its submission): the caller gives the ring up, and the
+ * ops still -EINPROGRESS were never submitted. */
+static bool submit(torii_ioq_t *q, torii_list_t *ops, unsigned n, const char **why)
+{
+    unsigned submitted = 0, got;
     while (submitted < n) {
         int rc = io_uring_submit(&q->ring);
         q->st.enters++;
         if (rc == -EINTR)
             continue;
-        if (rc <= 0)
+        if (rc <= 0) {
+            *why = rc < 0 ? strerror(-rc) : "the kernel took no operation";
             break;
+        }
         submitted += (unsigned)rc;
     }
-    while (reaped < submitted) {
-        struct io_uring_cqe *cqe;
-        unsigned head, k = 0;
-        io_uring_for_each_cqe(&q->ring, head, cqe)
-        {
-            torii_ioop_t *op = io_uring_cqe_get_data(cqe);
-            op->res = cqe->res;
-            k++;
+    q->st.batched += submitted;
+    got = reap(q);
+    if (got < submitted) {
+        /* MSG_DONTWAIT operations finish inside the submission; one that
+         * did not holds a buffer: cancel it (unless entries that were not
+         * submitted would go with the cancels) and wait until the kernel
+         * lets go of every one. */
+        *why = "the kernel kept operations past their submission";
+        for (torii_list_t *l = ops->next; submitted == n && l != ops; l = l->next) {
+            torii_ioop_t *op = torii_list_entry(l, torii_ioop_t, link);
+            struct io_uring_sqe *sqe = op->res == -EINPROGRESS ? io_uring_get_sqe(&q->ring) : NULL;
+            if (sqe) {
+                io_uring_prep_cancel(sqe, op, 0);
+                io_uring_sqe_set_data(sqe, NULL);
+            }
         }
-        io_uring_cq_advance(&q->ring, k);
-        reaped += k;
-        /* MSG_DONTWAIT operations complete inside the submission; waiting
-         * here is for a kernel that posts them a moment later. */
-        if (reaped < submitted) {
+        if (submitted == n)
+            io_uring_submit(&q->ring);
+        while (got < submitted) {
+            struct io_uring_cqe *cqe;
             int rc = io_uring_wait_cqe(&q->ring, &cqe);
             if (rc < 0 && rc != -EINTR)
-                return false;
+                abort(); /* the kernel still owns buffers we would free */
+            got += reap(q);
         }
     }
-    q->st.batched += submitted;
-    return submitted == n;
+    return *why == NULL;
 }
 
 /* After a ring failure: give the ring up (its unsubmitted entries with it)
- * and make the calls that did not happen. */
-static void ring_failed(torii_ioq_t *q, torii_list_t *ops)
+ * and make the calls that were not submitted. */
+static void ring_failed(torii_ioq_t *q, torii_list_t *ops, const char *why)
 {
     ring_close(q);
+    torii_log_warn("io_uring: %s; plain socket calls from now on", why);
     for (torii_list_t *l = ops->next; l != ops; l = l->next) {
         torii_ioop_t *op = torii_list_entry(l, torii_ioop_t, link);
         if (op->res == -EINPROGRESS) {
@@ -288,9 +319,10 @@ static void round_once(torii_ioq_t *q)
     bool ring = q->have_ring && n > 1;
     q->st.rounds++;
     while (!torii_list_empty(&todo)) {
+        const char *why = NULL;
         unsigned sqes = prepare(q, &todo, &done, ring);
-        if (sqes > 0 && !submit(q, sqes)) {
-            ring_failed(q, &done);
+        if (sqes > 0 && !submit(q, &done, sqes, &why)) {
+            ring_failed(q, &done, why);
             ring = false;
         }
         finish(&done);

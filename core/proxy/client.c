@@ -167,7 +167,8 @@ static int flush_now(torii_client_t *c)
     return TORII_OK;
 }
 
-/* The output went (or some of it, in a tunnel): what waits on it goes on. */
+/* All the output went: what waits on it goes on (not before: a finished
+ * response's connection is reused or closed there). */
 static void drained(torii_client_t *c)
 {
     if (c->state == TORII_CLIENT_TUNNEL)
@@ -205,7 +206,7 @@ static void send_done(torii_ioop_t *op, ssize_t n)
 {
     torii_client_t *c = torii_container_of(op, torii_client_t, sop);
     if (n == TORII_IOOP_SKIPPED) {
-        if (flush_now(c) != TORII_ERROR)
+        if (flush_now(c) == TORII_OK)
             drained(c);
         return;
     }
@@ -236,9 +237,8 @@ static void on_write(torii_loop_t *loop, torii_io_t *io, int revents)
 {
     torii_client_t *c = torii_container_of(io, torii_client_t, wio);
     (void)loop, (void)revents;
-    if (flush_now(c) == TORII_ERROR)
-        return;
-    drained(c);
+    if (flush_now(c) == TORII_OK)
+        drained(c);
 }
 
 /* Close gracefully: send what is queued, then stop sending and discard
@@ -356,6 +356,8 @@ static void reject_head(torii_client_t *c, int status, const char *why)
     c->req->close_after = true;
     c->body_pos = c->in.end;
     torii_log_info("client %s: %d: %s", c->ip, status, why);
+    /* Nothing more is read as a request: linger() discards what comes. */
+    torii_client_pause_read(c);
     torii_client_error(c, status, why);
 }
 
@@ -492,7 +494,7 @@ static torii_ioop_prep_t prep_read(torii_ioop_t *op, void **buf, size_t *len)
     torii_client_t *c = torii_container_of(op, torii_client_t, rop);
     if (c->read_paused)
         return TORII_IOOP_DROP; /* its resumed watcher asks again */
-    if (c->state != TORII_CLIENT_IDLE && c->state != TORII_CLIENT_HEAD)
+    if ((c->state != TORII_CLIENT_IDLE && c->state != TORII_CLIENT_HEAD) || c->req)
         return TORII_IOOP_SYNC;
     *len = head_room(c);
     if (*len == 0)
@@ -507,8 +509,12 @@ static void read_done(torii_ioop_t *op, ssize_t n)
     if (n == TORII_IOOP_SKIPPED) {
         if (!c->read_paused)
             read_now(c);
-    } else
+    } else if ((c->state == TORII_CLIENT_IDLE || c->state == TORII_CLIENT_HEAD) && !c->req)
         head_read(c, n);
+    else if (n == 0 || n == TORII_ERROR)
+        torii_client_close(c, false);
+    /* Else the connection was answered and closes meanwhile (a rejected
+     * head): what came is not a request and is dropped, as linger does. */
 }
 
 static void on_timer(torii_loop_t *loop, torii_timer_t *t, int revents)
