@@ -67,15 +67,11 @@ static void ring_close(torii_ioq_t *q)
     }
 }
 
-torii_ioq_t *torii_ioq_new(bool use_uring, const char **why)
+torii_ioq_t *torii_ioq_new(void)
 {
     torii_ioq_t *q = calloc(1, sizeof *q);
-    if (!q)
-        return NULL;
-    torii_list_init(&q->queue);
-    *why = NULL;
-    if (use_uring)
-        ring_open(q, why);
+    if (q)
+        torii_list_init(&q->queue);
     return q;
 }
 
@@ -114,28 +110,6 @@ void torii_ioop_init(torii_ioop_t *op, torii_ioop_kind_t kind, torii_ioop_prep_f
     op->len = 0;
 }
 
-void torii_ioq_add(torii_ioq_t *q, torii_ioop_t *op, int fd)
-{
-    if (torii_ioop_pending(op))
-        return;
-    op->fd = fd;
-    /* Appended: operations run in the order they were asked for. */
-    op->link.prev = q->queue.prev;
-    op->link.next = &q->queue;
-    q->queue.prev->next = &op->link;
-    q->queue.prev = &op->link;
-}
-
-bool torii_ioq_idle(const torii_ioq_t *q)
-{
-    return torii_list_empty(&q->queue);
-}
-
-const torii_ioq_stats_t *torii_ioq_stats(const torii_ioq_t *q)
-{
-    return &q->st;
-}
-
 static void append(torii_list_t *l, torii_ioop_t *op)
 {
     op->link.prev = l->prev;
@@ -151,15 +125,59 @@ static torii_ioop_t *pop(torii_list_t *l)
     return op;
 }
 
-/* Move every queued op to `to` (empty), leaving the queue empty. */
-static size_t take_queue(torii_ioq_t *q, torii_list_t *to)
+void torii_ioq_add(torii_ioq_t *q, torii_ioop_t *op, int fd)
 {
-    size_t n = 0;
-    while (!torii_list_empty(&q->queue)) {
-        append(to, pop(&q->queue));
-        n++;
-    }
-    return n;
+    if (torii_ioop_pending(op))
+        return;
+    op->fd = fd;
+    append(&q->queue, op); /* operations run in the order they were asked for */
+}
+
+bool torii_ioq_idle(const torii_ioq_t *q)
+{
+    return torii_list_empty(&q->queue);
+}
+
+const torii_ioq_stats_t *torii_ioq_stats(const torii_ioq_t *q)
+{
+    return &q->st;
+}
+
+torii_ioop_prep_t torii_ioop_prep_out(const torii_buf_t *out, void **buf, size_t *len)
+{
+    if (torii_buf_len(out) == 0)
+        return TORII_IOOP_SYNC;
+    *buf = (void *)torii_buf_pos(out);
+    *len = torii_buf_len(out);
+    return TORII_IOOP_GO;
+}
+
+torii_sent_t torii_ioq_sent(torii_ioq_t *q, torii_ioop_t *op, torii_buf_t *out, ssize_t res)
+{
+    if (res == TORII_IOOP_SKIPPED)
+        return TORII_SENT_FLUSH;
+    if (res == TORII_AGAIN)
+        return TORII_SENT_WAIT;
+    if (res < 0)
+        return TORII_SENT_ERROR;
+    torii_buf_consume(out, (size_t)res);
+    if (torii_buf_len(out) == 0)
+        return TORII_SENT_ALL;
+    if ((size_t)res < op->len)
+        return TORII_SENT_WAIT; /* a short send: the socket is full */
+    torii_ioq_add(q, op, op->fd);
+    return TORII_SENT_QUEUED;
+}
+
+/* Move every queued op to `to` (empty), leaving the queue empty. */
+static void take_queue(torii_ioq_t *q, torii_list_t *to)
+{
+    if (torii_list_empty(&q->queue))
+        return;
+    to->next = q->queue.next;
+    to->prev = q->queue.prev;
+    to->next->prev = to->prev->next = to;
+    torii_list_init(&q->queue);
 }
 
 /* A raw result (bytes or -errno) in the sock.h convention, errno set. */
@@ -271,16 +289,17 @@ static bool submit(torii_ioq_t *q, torii_list_t *ops, unsigned n, const char **w
          * submitted would go with the cancels) and wait until the kernel
          * lets go of every one. */
         *why = "the kernel kept operations past their submission";
-        for (torii_list_t *l = ops->next; submitted == n && l != ops; l = l->next) {
-            torii_ioop_t *op = torii_list_entry(l, torii_ioop_t, link);
-            struct io_uring_sqe *sqe = op->res == -EINPROGRESS ? io_uring_get_sqe(&q->ring) : NULL;
-            if (sqe) {
-                io_uring_prep_cancel(sqe, op, 0);
-                io_uring_sqe_set_data(sqe, NULL);
+        if (submitted == n) {
+            for (torii_list_t *l = ops->next; l != ops; l = l->next) {
+                torii_ioop_t *op = torii_list_entry(l, torii_ioop_t, link);
+                struct io_uring_sqe *sqe = op->res == -EINPROGRESS ? io_uring_get_sqe(&q->ring) : NULL;
+                if (sqe) {
+                    io_uring_prep_cancel(sqe, op, 0);
+                    io_uring_sqe_set_data(sqe, NULL);
+                }
             }
-        }
-        if (submitted == n)
             io_uring_submit(&q->ring);
+        }
         while (got < submitted) {
             struct io_uring_cqe *cqe;
             int rc = io_uring_wait_cqe(&q->ring, &cqe);
@@ -300,13 +319,14 @@ static void ring_failed(torii_ioq_t *q, torii_list_t *ops, const char *why)
     torii_log_warn("io_uring: %s; plain socket calls from now on", why);
     for (torii_list_t *l = ops->next; l != ops; l = l->next) {
         torii_ioop_t *op = torii_list_entry(l, torii_ioop_t, link);
-        if (op->res == -EINPROGRESS) {
-            /* prep already gave the buffer; ask again, it has not moved. */
-            void *buf = NULL;
-            size_t len = 0;
-            op->res = op->prep(op, &buf, &len) == TORII_IOOP_GO ? call(op, buf, len) : -EAGAIN;
+        void *buf = NULL;
+        size_t len = 0;
+        /* prep already gave the buffer; asked again, it says the same. */
+        if (op->res == -EINPROGRESS && op->prep(op, &buf, &len) == TORII_IOOP_GO) {
+            op->res = call(op, buf, len);
             q->st.direct++;
-        }
+        } else if (op->res == -EINPROGRESS)
+            op->res = -EAGAIN;
     }
 }
 
@@ -315,8 +335,8 @@ static void round_once(torii_ioq_t *q)
     torii_list_t todo, done;
     torii_list_init(&todo);
     torii_list_init(&done);
-    size_t n = take_queue(q, &todo);
-    bool ring = q->have_ring && n > 1;
+    take_queue(q, &todo);
+    bool ring = q->have_ring && todo.next != todo.prev; /* two ops or more */
     q->st.rounds++;
     while (!torii_list_empty(&todo)) {
         const char *why = NULL;

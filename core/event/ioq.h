@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base/buf.h"
 #include "base/list.h"
 
 typedef struct torii_ioq_s torii_ioq_t;
@@ -68,13 +69,14 @@ typedef struct {
     uint64_t batched; /* operations done through io_uring */
 } torii_ioq_stats_t;
 
-/* A queue; with use_uring, an io_uring if the kernel grants one (NULL on
- * out of memory). `why` says why there is no ring when one was wanted. */
-torii_ioq_t *torii_ioq_new(bool use_uring, const char **why);
+/* A queue without a ring: plain calls until torii_ioq_set_uring (NULL on
+ * out of memory). */
+torii_ioq_t *torii_ioq_new(void);
 void torii_ioq_free(torii_ioq_t *q);
 bool torii_ioq_has_uring(const torii_ioq_t *q);
 
-/* Give the ring up (or take one) for the passes to come. */
+/* Take an io_uring if the kernel grants one, or give it up, for the passes
+ * to come. `why` says why there is no ring when one was wanted. */
 void torii_ioq_set_uring(torii_ioq_t *q, bool use_uring, const char **why);
 
 void torii_ioop_init(torii_ioop_t *op, torii_ioop_kind_t kind, torii_ioop_prep_fn prep, torii_ioop_done_fn done);
@@ -93,6 +95,21 @@ static inline void torii_ioop_cancel(torii_ioop_t *op)
 {
     torii_list_remove(&op->link);
 }
+
+/* A connection's send of its output buffer `out`: prep gives what `out`
+ * holds (SYNC when it is empty), and torii_ioq_sent, called by done with
+ * the result, drops from `out` what went and says what the owner does. */
+torii_ioop_prep_t torii_ioop_prep_out(const torii_buf_t *out, void **buf, size_t *len);
+
+typedef enum {
+    TORII_SENT_ALL,    /* `out` is empty */
+    TORII_SENT_WAIT,   /* the socket is full: wait for a write event */
+    TORII_SENT_QUEUED, /* more came meanwhile: the op is queued again */
+    TORII_SENT_FLUSH,  /* prep said SYNC: the owner sends with plain calls */
+    TORII_SENT_ERROR,  /* errno set */
+} torii_sent_t;
+
+torii_sent_t torii_ioq_sent(torii_ioq_t *q, torii_ioop_t *op, torii_buf_t *out, ssize_t res);
 
 /* Perform what is queued, round after round, until nothing is (bounded:
  * returns false if work is still queued after the last round). */

@@ -194,43 +194,30 @@ int torii_client_flush(torii_client_t *c)
 
 static torii_ioop_prep_t prep_send(torii_ioop_t *op, void **buf, size_t *len)
 {
-    torii_client_t *c = torii_container_of(op, torii_client_t, sop);
-    if (torii_buf_len(&c->out) == 0)
-        return TORII_IOOP_SYNC;
-    *buf = (void *)torii_buf_pos(&c->out);
-    *len = torii_buf_len(&c->out);
-    return TORII_IOOP_GO;
+    return torii_ioop_prep_out(&torii_container_of(op, torii_client_t, sop)->out, buf, len);
 }
 
 static void send_done(torii_ioop_t *op, ssize_t n)
 {
     torii_client_t *c = torii_container_of(op, torii_client_t, sop);
-    if (n == TORII_IOOP_SKIPPED) {
+    if (n > 0 && c->req)
+        c->req->bytes_sent += (uint64_t)n;
+    switch (torii_ioq_sent(c->w->ioq, op, &c->out, n)) {
+    case TORII_SENT_ALL:
+        write_done(c);
+        drained(c);
+        break;
+    case TORII_SENT_WAIT: write_waits(c); break;
+    case TORII_SENT_QUEUED: break;
+    case TORII_SENT_FLUSH:
         if (flush_now(c) == TORII_OK)
             drained(c);
-        return;
-    }
-    if (n == TORII_AGAIN) {
-        write_waits(c);
-        return;
-    }
-    if (n < 0) {
+        break;
+    case TORII_SENT_ERROR:
         torii_log_info("client %s: write failed: %s", c->ip, strerror(errno));
         torii_client_close(c, false);
-        return;
+        break;
     }
-    if (c->req)
-        c->req->bytes_sent += (uint64_t)n;
-    torii_buf_consume(&c->out, (size_t)n);
-    if (torii_buf_len(&c->out) > 0) {
-        if ((size_t)n < op->len)
-            write_waits(c); /* the socket is full */
-        else
-            torii_ioq_add(c->w->ioq, &c->sop, c->fd); /* more came meanwhile */
-        return;
-    }
-    write_done(c);
-    drained(c);
 }
 
 static void on_write(torii_loop_t *loop, torii_io_t *io, int revents)

@@ -305,42 +305,27 @@ int torii_upstream_flush(torii_upstream_t *up)
 
 static torii_ioop_prep_t prep_send(torii_ioop_t *op, void **buf, size_t *len)
 {
-    torii_upstream_t *up = torii_container_of(op, torii_upstream_t, sop);
-    if (up->state == TORII_UP_CONNECTING || up->state == TORII_UP_IDLE)
-        return TORII_IOOP_DROP;
-    if (torii_buf_len(&up->out) == 0)
-        return TORII_IOOP_SYNC;
-    *buf = (void *)torii_buf_pos(&up->out);
-    *len = torii_buf_len(&up->out);
-    return TORII_IOOP_GO;
+    /* Never queued while connecting (flushed once connected), and pooling
+     * cancels it (stop_io). */
+    return torii_ioop_prep_out(&torii_container_of(op, torii_upstream_t, sop)->out, buf, len);
 }
 
 static void send_done(torii_ioop_t *op, ssize_t n)
 {
     torii_upstream_t *up = torii_container_of(op, torii_upstream_t, sop);
-    if (n == TORII_IOOP_SKIPPED) {
+    switch (torii_ioq_sent(up->w->ioq, op, &up->out, n)) {
+    case TORII_SENT_ALL:
+        write_done(up);
+        torii_driver_upstream_writable(up);
+        break;
+    case TORII_SENT_WAIT: write_waits(up); break;
+    case TORII_SENT_QUEUED: break;
+    case TORII_SENT_FLUSH:
         if (flush_now(up) == TORII_OK)
             torii_driver_upstream_writable(up);
-        return;
+        break;
+    case TORII_SENT_ERROR: torii_driver_upstream_error(up, TORII_UPERR_IO, errno); break;
     }
-    if (n == TORII_AGAIN) {
-        write_waits(up);
-        return;
-    }
-    if (n < 0) {
-        torii_driver_upstream_error(up, TORII_UPERR_IO, errno);
-        return;
-    }
-    torii_buf_consume(&up->out, (size_t)n);
-    if (torii_buf_len(&up->out) > 0) {
-        if ((size_t)n < op->len)
-            write_waits(up); /* the socket is full */
-        else
-            torii_ioq_add(up->w->ioq, &up->sop, up->fd); /* more came meanwhile */
-        return;
-    }
-    write_done(up);
-    torii_driver_upstream_writable(up);
 }
 
 static void connected(torii_upstream_t *up)

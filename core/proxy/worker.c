@@ -265,18 +265,6 @@ static void setup_watchers(torii_worker_t *w)
     accept_retry.data = w;
 }
 
-static void start_ioq(torii_worker_t *w)
-{
-    const char *why;
-    w->ioq = torii_ioq_new(w->conf->io_uring, &why);
-    if (!w->ioq)
-        abort();
-    if (torii_ioq_has_uring(w->ioq))
-        torii_log_info("worker %d: socket calls through io_uring", w->id);
-    else if (why)
-        torii_log_warn("worker %d: no io_uring (%s): plain socket calls", w->id, why);
-}
-
 void torii_worker_configure_ioq(torii_worker_t *w)
 {
     const char *why;
@@ -350,7 +338,10 @@ int torii_worker_run(torii_config_t *conf, uint64_t gen_id, const int *listen_fd
         return 1;
     }
     w.conf = w.gen->conf;
-    start_ioq(&w);
+    w.ioq = torii_ioq_new();
+    if (!w.ioq)
+        abort();
+    torii_worker_configure_ioq(&w);
     if (getrandom(&w.seed, sizeof w.seed, GRND_NONBLOCK) != sizeof w.seed)
         w.seed = (uint32_t)getpid() * 2654435761u;
     torii_timers_attach(w.loop);

@@ -23,7 +23,7 @@ void torii_worker_request_free(torii_worker_t *w, torii_request_t *r);
 /* Bookkeeping after a client connection closed (accept limit, shutdown). */
 void torii_worker_client_closed(torii_worker_t *w);
 
-/* Apply the current configuration's `io_uring` (after a reload). */
+/* Apply the current configuration's `io_uring` (at start, after a reload). */
 void torii_worker_configure_ioq(torii_worker_t *w);
 
 #endif

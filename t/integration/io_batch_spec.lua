@@ -140,24 +140,15 @@ describe("io_uring on reload", function()
     local gw = gateway.start { config = config(m.port, true) }
     many_at_once(gw, 10, 3)
     local has_ring = gw:error_log():find("socket calls through io_uring", 1, true) ~= nil
-    local mark = gw:log_mark()
-    gw:write_config(config(m.port, false))
-    assert.are.equal(0, (gw:cli { "-s", "reload" }))
-    if has_ring then
-      assert.is_truthy(gw:wait_log("socket calls made one by one", 10, mark))
-    else
-      assert.is_truthy(gw:wait_log("generation %d+ is current", 10, mark))
+    for _, step in ipairs { { io_uring = false, says = "socket calls made one by one" },
+                            { io_uring = true, says = "socket calls through io_uring" } } do
+      local mark = gw:log_mark()
+      gw:write_config(config(m.port, step.io_uring))
+      assert.are.equal(0, (gw:cli { "-s", "reload" }))
+      -- Without a ring on this machine there is nothing to switch.
+      assert.is_truthy(gw:wait_log(has_ring and step.says or "generation %d+ is current", 10, mark))
+      many_at_once(gw, 10, 3)
     end
-    many_at_once(gw, 10, 3)
-    mark = gw:log_mark()
-    gw:write_config(config(m.port, true))
-    assert.are.equal(0, (gw:cli { "-s", "reload" }))
-    if has_ring then
-      assert.is_truthy(gw:wait_log("socket calls through io_uring", 10, mark))
-    else
-      assert.is_truthy(gw:wait_log("generation %d+ is current", 10, mark))
-    end
-    many_at_once(gw, 10, 3)
     assert.is_true((gw:quit()))
     gw:assert_clean()
   end)
