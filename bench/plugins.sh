@@ -4,7 +4,8 @@
 # access_by_lua (a key lookup, a shared-dict counter per client and
 # window, the consumer header and the rate-limit headers). All proxy to one
 # mock upstream; one worker each, pinned to CPU 1 (wrk and the upstream on
-# CPU 0) when the machine has two cores. Called by `make bench`.
+# CPU 0) when the machine has two cores. nginx passes the client's Host on
+# and sets the forwarding headers torii sets. Called by `make bench`.
 #
 #   BENCH_DURATION (default 5s), BENCH_ROUNDS (default 3), BENCH_CONNS (default 50),
 #   BENCH_CPU_CAP (a percentage of one core, e.g. 50: each proxy is held to it
@@ -111,6 +112,12 @@ http {
             proxy_pass http://up;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            # the forwarding headers torii sets on every request
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$http_host;
         }
     }
 }

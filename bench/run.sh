@@ -15,12 +15,20 @@
 #   BENCH_KEEP=1      keep the temporary directory (configs, logs, raw wrk output)
 #   BENCH_TORII       torii binary to measure (default build/torii)
 #   BENCH_PIN         1 (default): the proxy under test runs on CPU 1, wrk and the
-#                     upstream on CPU 0, so that each proxy gets one core of its own
-#                     and requests/s reflect its own cost; 0 lets the scheduler decide
+#                     upstream on the other CPUs, so that each proxy gets one core of
+#                     its own and requests/s reflect its own cost; 0 lets the
+#                     scheduler decide
 #   BENCH_CPU_CAP     a percentage of one core (e.g. 50): each proxy (master and
 #                     worker) is held to it by a cgroup CPU quota, so that the proxy,
-#                     not wrk and the upstream sharing the other core, limits
-#                     requests/s; requests/s then compare the proxies' own costs
+#                     not wrk and the upstream, limits requests/s; requests/s then
+#                     compare the proxies' own costs. Default: 50 on a machine with
+#                     fewer than 4 cores (wrk and the upstream share one core there
+#                     and would set the pace for every proxy), none on a larger one;
+#                     0 runs uncapped anyway
+#
+# Every proxy does the same work on a request: it passes the client's Host
+# on and sets X-Forwarded-For, X-Real-IP, X-Forwarded-Proto and
+# X-Forwarded-Host, as torii always does (nginx and HAProxy are told to).
 #
 # Everything listens on 127.0.0.1, on free ports picked at start. Every
 # process started here is stopped on exit, by PID, with bounded waits.
@@ -42,7 +50,7 @@ CLK_TCK=$(getconf CLK_TCK)
 PIN_PROXY=() PIN_LOAD=()
 if [[ ${BENCH_PIN:-1} == 1 ]] && (($(nproc) >= 2)) && command -v taskset >/dev/null; then
     PIN_PROXY=(taskset -c 1) # taskset execs the command: $! stays the proxy's PID
-    PIN_LOAD=(taskset -c 0)
+    PIN_LOAD=(taskset -c "0$( (($(nproc) > 2)) && echo ",2-$(($(nproc) - 1))")")
 fi
 
 TORII=${BENCH_TORII:-build/torii} # e.g. build/asan/torii
@@ -268,6 +276,12 @@ http {
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            # the forwarding headers torii sets on every request
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Forwarded-Host \$http_host;
         }
     }
 }
@@ -317,6 +331,11 @@ frontend fe
   bind 127.0.0.1:${PORT[haproxy]}
   default_backend be
 backend be
+  # the forwarding headers torii sets on every request
+  option forwardfor
+  http-request set-header X-Real-IP %[src]
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
   server up 127.0.0.1:${PORT[upstream]}
 EOF
     LOGF[haproxy]=$d/stderr.log
@@ -591,8 +610,16 @@ cap_proxy() {
     }
 }
 
-CPU_CAP=${BENCH_CPU_CAP:-}
-[[ -z $CPU_CAP || $CPU_CAP =~ ^[1-9][0-9]?$ ]] || die "BENCH_CPU_CAP must be 1..99 (percent of one core), got $CPU_CAP"
+# On fewer than 4 cores, wrk and the upstream share one core, which then sets
+# the pace whichever proxy is measured: cap the proxies unless told not to.
+CPU_CAP=${BENCH_CPU_CAP-auto}
+CPU_CAP_WHY="BENCH_CPU_CAP"
+if [[ $CPU_CAP == auto ]]; then
+    CPU_CAP="" CPU_CAP_WHY="by default on fewer than 4 cores; BENCH_CPU_CAP=0 runs uncapped"
+    (($(nproc) < 4)) && CPU_CAP=50
+fi
+[[ $CPU_CAP == 0 ]] && CPU_CAP=""
+[[ -z $CPU_CAP || $CPU_CAP =~ ^[1-9][0-9]?$ ]] || die "BENCH_CPU_CAP must be 0..99 (percent of one core) or auto, got $CPU_CAP"
 
 start_upstream
 for t in "${PROXIES[@]}"; do
@@ -614,7 +641,7 @@ log "versions: torii $TORII_V, nginx $NGINX_V, HAProxy $HAPROXY_V, wrk $WRK_V"
 log "wrk: $(wrk_cmd N "$DURATION" PORT), N in: $CONNS; $ROUNDS round(s), order per round: ${TARGETS[*]}; ${WARMUP} unmeasured warm-up per target and N"
 log "CPU/request: worker utime+stime (/proc/PID/stat, $CLK_TCK ticks/s) across the run / requests wrk completed"
 log "a run during which other processes used more than ${NOISE_PCT}% of a core is measured again, up to $RETRIES times (BENCH_RETRIES)"
-[[ -n $CPU_CAP ]] && log "CPU cap: each proxy held to ${CPU_CAP}% of one core by a cgroup quota (BENCH_CPU_CAP)"
+[[ -n $CPU_CAP ]] && log "CPU cap: each proxy held to ${CPU_CAP}% of one core by a cgroup quota ($CPU_CAP_WHY)"
 log "upstream:  $CMD_UPSTREAM  (pid ${MASTER[upstream]})"
 [[ ${UP[torii]:-0} == 1 ]] && log "torii:     $CMD_TORII  (master ${MASTER[torii]}, worker ${WORKER[torii]})"
 [[ ${UP[nginx]:-0} == 1 ]] && log "nginx:     $CMD_NGINX  (master ${MASTER[nginx]}, worker ${WORKER[nginx]})"
@@ -670,12 +697,13 @@ fi
     echo "mock upstream with keep-alive pools. \`wrk -t1 -c N -d $DURATION --latency\`, median of $ROUNDS interleaved"
     echo "round(s). CPU = proxy worker utime+stime per request (loopback softirq work is charged to no process)."
     if ((${#PIN_PROXY[@]})); then
-        echo "Pinned: the proxy on CPU 1, wrk and the upstream on CPU 0 (BENCH_PIN=0 to let the scheduler place them)."
+        echo "Pinned: the proxy on CPU 1, wrk and the upstream on the others (${PIN_LOAD[2]}; BENCH_PIN=0 to let the scheduler place them)."
     fi
     if [[ -n $CPU_CAP ]]; then
         echo "CPU cap: each proxy held to ${CPU_CAP}% of one core (a cgroup quota), so that requests/s measure the proxies,"
-        echo "not wrk and the upstream on the other core."
+        echo "not wrk and the upstream on the other core(s) ($CPU_CAP_WHY)."
     fi
+    echo "Each proxy passes the client's Host on and sets X-Forwarded-For, X-Real-IP, X-Forwarded-Proto and X-Forwarded-Host."
     echo "Ratios are against nginx: higher is better for req/s, lower for CPU and p99."
     echo "torii $TORII_V, nginx $NGINX_V, HAProxy $HAPROXY_V, wrk $WRK_V."
     echo
