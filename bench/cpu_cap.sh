@@ -1,22 +1,42 @@
+# shellcheck shell=bash
 # bench/cpu_cap.sh - hold a proxy to a share of one core: a cgroup of its
 # own with a CPU quota (cgroup v1 cpu controller, or v2 cpu.max), so that
 # the proxy, not the load generator on the other core, limits requests/s.
 # Source it; `cap_cpu NAME PERCENT PID...` moves the processes into the
 # cgroup, or says on stderr why it cannot and returns 1; `uncap_all` (at
-# exit, once the processes are gone) removes the cgroups.
+# exit, once the processes are gone) removes the cgroups; `cap_possible`
+# says whether this user can make such a cgroup here.
 CGROUPS=()
 
-cap_cpu() {
-    local name=$1 pct=$2 base g pid
-    shift 2
+# The directory CPU cgroups are made in, or a reason on stderr.
+cap_base() {
     if [[ -w /sys/fs/cgroup/cpu ]]; then
-        base=/sys/fs/cgroup/cpu
-    elif [[ -f /sys/fs/cgroup/cgroup.controllers ]] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
-        base=/sys/fs/cgroup
+        echo /sys/fs/cgroup/cpu
+    elif [[ -w /sys/fs/cgroup && -f /sys/fs/cgroup/cgroup.controllers ]] &&
+        grep -qw cpu /sys/fs/cgroup/cgroup.controllers; then
+        echo /sys/fs/cgroup
     else
         echo "BENCH_CPU_CAP: no writable cgroup CPU controller" >&2
         return 1
     fi
+}
+
+cap_possible() {
+    local base g
+    base=$(cap_base 2>/dev/null) || return 1
+    g=$base/torii-bench-$$-probe
+    mkdir "$g" 2>/dev/null || return 1
+    # cgroup v2 gives a child cpu.max only if the parent delegates "cpu"
+    local ok=1
+    [[ -f $g/cpu.cfs_quota_us || -f $g/cpu.max ]] && ok=0
+    rmdir "$g"
+    return $ok
+}
+
+cap_cpu() {
+    local name=$1 pct=$2 base g pid
+    shift 2
+    base=$(cap_base) || return 1
     g=$base/torii-bench-$$-$name
     mkdir "$g" || { echo "BENCH_CPU_CAP: cannot make $g" >&2; return 1; }
     CGROUPS+=("$g")

@@ -613,10 +613,16 @@ cap_proxy() {
 # On fewer than 4 cores, wrk and the upstream share one core, which then sets
 # the pace whichever proxy is measured: cap the proxies unless told not to.
 CPU_CAP=${BENCH_CPU_CAP-auto}
-CPU_CAP_WHY="BENCH_CPU_CAP"
+CPU_CAP_WHY="BENCH_CPU_CAP" CAP_NOTE=""
 if [[ $CPU_CAP == auto ]]; then
     CPU_CAP="" CPU_CAP_WHY="by default on fewer than 4 cores; BENCH_CPU_CAP=0 runs uncapped"
-    (($(nproc) < 4)) && CPU_CAP=50
+    if (($(nproc) < 4)); then
+        if cap_possible; then
+            CPU_CAP=50
+        else
+            CAP_NOTE="no CPU cap: fewer than 4 cores, but no cgroup CPU quota can be set here (as root it can), so wrk and the upstream may set the pace"
+        fi
+    fi
 fi
 [[ $CPU_CAP == 0 ]] && CPU_CAP=""
 [[ -z $CPU_CAP || $CPU_CAP =~ ^[1-9][0-9]?$ ]] || die "BENCH_CPU_CAP must be 0..99 (percent of one core) or auto, got $CPU_CAP"
@@ -642,6 +648,7 @@ log "wrk: $(wrk_cmd N "$DURATION" PORT), N in: $CONNS; $ROUNDS round(s), order p
 log "CPU/request: worker utime+stime (/proc/PID/stat, $CLK_TCK ticks/s) across the run / requests wrk completed"
 log "a run during which other processes used more than ${NOISE_PCT}% of a core is measured again, up to $RETRIES times (BENCH_RETRIES)"
 [[ -n $CPU_CAP ]] && log "CPU cap: each proxy held to ${CPU_CAP}% of one core by a cgroup quota ($CPU_CAP_WHY)"
+[[ -n $CAP_NOTE ]] && log "$CAP_NOTE"
 log "upstream:  $CMD_UPSTREAM  (pid ${MASTER[upstream]})"
 [[ ${UP[torii]:-0} == 1 ]] && log "torii:     $CMD_TORII  (master ${MASTER[torii]}, worker ${WORKER[torii]})"
 [[ ${UP[nginx]:-0} == 1 ]] && log "nginx:     $CMD_NGINX  (master ${MASTER[nginx]}, worker ${WORKER[nginx]})"
@@ -703,6 +710,7 @@ fi
         echo "CPU cap: each proxy held to ${CPU_CAP}% of one core (a cgroup quota), so that requests/s measure the proxies,"
         echo "not wrk and the upstream on the other core(s) ($CPU_CAP_WHY)."
     fi
+    [[ -n $CAP_NOTE ]] && echo "${CAP_NOTE^}."
     echo "Each proxy passes the client's Host on and sets X-Forwarded-For, X-Real-IP, X-Forwarded-Proto and X-Forwarded-Host."
     echo "Ratios are against nginx: higher is better for req/s, lower for CPU and p99."
     echo "torii $TORII_V, nginx $NGINX_V, HAProxy $HAPROXY_V, wrk $WRK_V."
