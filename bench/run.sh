@@ -276,12 +276,7 @@ http {
             proxy_pass http://backend;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            # the forwarding headers torii sets on every request
-            proxy_set_header Host \$http_host;
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_set_header X-Real-IP \$remote_addr;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-            proxy_set_header X-Forwarded-Host \$http_host;
+            include $PWD/bench/nginx_forwarding.conf; # the headers torii sets
         }
     }
 }

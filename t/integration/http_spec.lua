@@ -15,11 +15,7 @@ local REASON = {
   [404] = "Not Found", [413] = "Content Too Large",
 }
 
--- n bytes of the mock's pattern: byte i = 'a' + i % 26 (i from 0).
-local ALPHABET = "abcdefghijklmnopqrstuvwxyz"
-local function pattern(n)
-  return (ALPHABET:rep(math.floor(n / 26) + 1)):sub(1, n)
-end
+local pattern = gateway.mock_pattern -- n bytes of the mock's body pattern
 
 -- Body comparison that does not print 100 KB on failure.
 local function assert_body(expected, got, what)

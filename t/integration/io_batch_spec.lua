@@ -10,10 +10,7 @@ local http = require "http"
 local cjson = require "cjson"
 local socket = require "socket"
 
-local ALPHABET = "abcdefghijklmnopqrstuvwxyz"
-local function pattern(n)
-  return (ALPHABET:rep(math.floor(n / 26) + 1)):sub(1, n)
-end
+local pattern = gateway.mock_pattern -- n bytes of the mock's body pattern
 
 local function config(port, io_uring)
   return {

@@ -12,10 +12,7 @@ local http = require "http"
 local cjson = require "cjson"
 
 local LIB = gateway.root .. "/build/short-send.so"
-local ALPHABET = "abcdefghijklmnopqrstuvwxyz"
-local function pattern(n)
-  return (ALPHABET:rep(math.floor(n / 26) + 1)):sub(1, n)
-end
+local pattern = gateway.mock_pattern -- n bytes of the mock's body pattern
 
 local function start(mock, send_max, extra)
   local cfg = {
@@ -47,6 +44,24 @@ end
 describe("short writes", function()
   local m, gw
 
+  local function stop()
+    if gw then
+      gw:assert_clean()
+      gw:cleanup()
+      gw = nil
+    end
+  end
+
+  -- `raw` is answered with `status` and a JSON error, sent whole, then a close.
+  local function answered_then_closed(raw, status)
+    local conn = assert(http.connect(gw.port, { timeout = 10 }))
+    assert(conn:send(raw))
+    local resp = assert(conn:read_response { timeout = 10 })
+    assert.are.equal(status, resp.status)
+    assert.is_string(cjson.decode(resp.body).error)
+    assert.is_true(conn:closed(5), "the connection stays open after a " .. status)
+  end
+
   setup(function()
     local f = io.open(LIB, "rb")
     assert(f, LIB .. " is missing: `make build` makes it")
@@ -57,12 +72,7 @@ describe("short writes", function()
 
   describe("of 997 bytes at most", function()
     setup(function() gw = start(m, 997) end)
-    teardown(function()
-      if gw then
-        gw:assert_clean()
-        gw:cleanup()
-      end
-    end)
+    teardown(stop)
 
     it("runs with the library loaded, and a cut request head still arrives whole", function()
       local pids = gw:workers()
@@ -130,12 +140,7 @@ describe("short writes", function()
 
   describe("of 7 bytes at most", function()
     setup(function() gw = start(m, 7, { client = { max_body_size = 100 } }) end)
-    teardown(function()
-      if gw then
-        gw:assert_clean()
-        gw:cleanup()
-      end
-    end)
+    teardown(stop)
 
     it("sends a response head and body cut into many pieces", function()
       local resp = assert(http.get(gw.port, "/big?size=3000", { timeout = 20 }))
@@ -144,22 +149,11 @@ describe("short writes", function()
     end)
 
     it("sends a whole error answer before it closes (413)", function()
-      local conn = assert(http.connect(gw.port, { timeout = 10 }))
-      assert(conn:send(http.build_request { method = "POST", path = "/echo", body = pattern(500) }))
-      local resp = assert(conn:read_response { timeout = 10 })
-      assert.are.equal(413, resp.status)
-      local doc = cjson.decode(resp.body)
-      assert.is_string(doc.error)
-      assert.is_true(conn:closed(5), "the connection stays open after a 413")
+      answered_then_closed(http.build_request { method = "POST", path = "/echo", body = pattern(500) }, 413)
     end)
 
     it("sends a whole 400 before it closes, for a malformed request", function()
-      local conn = assert(http.connect(gw.port, { timeout = 10 }))
-      assert(conn:send("GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n"))
-      local resp = assert(conn:read_response { timeout = 10 })
-      assert.are.equal(400, resp.status)
-      assert.is_string(cjson.decode(resp.body).error)
-      assert.is_true(conn:closed(5), "the connection stays open after a 400")
+      answered_then_closed("GET / HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n", 400)
     end)
   end)
 end)

@@ -528,6 +528,13 @@ function gateway.mock(opts)
   return m
 end
 
+--- n bytes of the mock's body pattern (/big, /noframe, /truncate):
+-- byte i is 'a' + i % 26, i from 0.
+local ALPHABET = "abcdefghijklmnopqrstuvwxyz"
+function gateway.mock_pattern(n)
+  return (ALPHABET:rep(math.floor(n / 26) + 1)):sub(1, n)
+end
+
 ---------------------------------------------------------------------------
 -- CLI and cleanup
 
